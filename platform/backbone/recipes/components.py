@@ -1,0 +1,102 @@
+"""The two components of a backbone, described symmetrically: a retriever (bi-encoder) and a reranker
+(cross-encoder), each a base model plus a curriculum of stages."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from backbone.recipes.base import FieldError, StrictModel
+from backbone.recipes.stages import RerankerStage, RetrieverStage, Stage
+
+
+class Component(StrictModel):
+    """What the retriever and the reranker share: a base model, how texts are shaped, and the stages."""
+
+    model: str = Field(
+        description="Base model: a Hugging Face id (looked up in the local model directory first) or a path "
+        "relative to the recipe file."
+    )
+    family: Literal["encoder", "decoder"] = Field(
+        "encoder", description="encoder: BERT/XLM-R style; decoder: Qwen3-style decoder-only models."
+    )
+    query_prefix: str = Field("", description="Text put before every query, e.g. 'query: ' for e5 models.")
+    passage_prefix: str = Field("", description="Text put before every passage, e.g. 'passage: ' for e5 models.")
+    passage_template: str = Field(
+        "{title}\n{text}", description="How a document becomes a passage; may use {title} and {text}."
+    )
+    freeze_embeddings: bool = Field(
+        False,
+        description="Freeze the word-embedding matrix: on CPU it dominates step time for multilingual models.",
+    )
+    stages: list[Stage] = Field(default_factory=list, description="The curriculum, trained in this order.")
+
+    @model_validator(mode="after")
+    def _stage_names_unique(self) -> Component:
+        seen: dict[str, int] = {}
+        for index, stage in enumerate(self.stages):
+            if stage.name in seen:
+                raise FieldError(f"stages[{index}].name", f"{stage.name!r} repeats stages[{seen[stage.name]}].name")
+            seen[stage.name] = index
+        try:
+            self.passage_template.format(title="", text="")
+        except (KeyError, IndexError, ValueError) as err:
+            raise FieldError(
+                "passage_template", f"{self.passage_template!r} may only use {{title}} and {{text}} ({err})"
+            ) from None
+        return self
+
+    def stage_names(self) -> list[str]:
+        """``base`` (the untrained model) followed by every stage name, in training order."""
+        return ["base", *(stage.name for stage in self.stages)]
+
+
+class Retriever(Component):
+    """The bi-encoder: encodes queries and passages separately; the corpus is indexed once per checkpoint."""
+
+    stages: list[RetrieverStage] = Field(default_factory=list, description="The curriculum, in training order.")
+    pooling: Literal["mean", "cls", "last_token"] = Field(
+        "mean", description="How token states become one vector (decoder models use last_token)."
+    )
+    instruction: str = Field(
+        "", description="Decoder embedders only: an instruction put before each query (Qwen3-embedding style)."
+    )
+    max_query_length: int = Field(64, ge=8, le=8192, description="Query tokens kept; longer queries are cut.")
+    max_passage_length: int = Field(
+        256, ge=8, le=8192, description="Passage tokens kept; longer passages are cut at the end."
+    )
+
+    @model_validator(mode="after")
+    def _decoder_pools_last_token(self) -> Retriever:
+        if self.family == "decoder" and self.pooling != "last_token":
+            raise FieldError("pooling", f"a decoder retriever needs 'last_token' (got {self.pooling!r})")
+        return self
+
+
+class Reranker(Component):
+    """The cross-encoder: scores a (query, passage) pair jointly."""
+
+    stages: list[RerankerStage] = Field(default_factory=list, description="The curriculum, in training order.")
+    max_length: int = Field(
+        320, ge=16, le=8192, description="Tokens of query and passage together; the passage is cut first."
+    )
+    max_query_length: int = Field(64, ge=8, le=8192, description="Query tokens kept within max_length.")
+    scoring: Literal["head", "yes_no"] = Field(
+        "head",
+        description="head: a one-logit classification head (encoders); yes_no: the logit of 'yes' against "
+        "'no' from a decoder's language-model head.",
+    )
+
+    @model_validator(mode="after")
+    def _scoring_matches_family(self) -> Reranker:
+        if self.family == "decoder" and self.scoring != "yes_no":
+            raise FieldError("scoring", f"a decoder reranker scores with 'yes_no' (got {self.scoring!r})")
+        if self.family == "encoder" and self.scoring != "head":
+            raise FieldError("scoring", f"an encoder reranker scores with 'head' (got {self.scoring!r})")
+        if self.max_query_length >= self.max_length:
+            raise FieldError(
+                "max_query_length",
+                f"{self.max_query_length} leaves no room for the passage in max_length {self.max_length}",
+            )
+        return self

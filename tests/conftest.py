@@ -1,0 +1,48 @@
+"""Fixtures shared by every test: where the real data and models are, and a private BACKBONE_HOME.
+
+Real data and models live outside the repository (``../shared``); point at them with
+``BACKBONE_STARD_DIR`` and ``BACKBONE_MODELS_DIR``. Where they are missing a test that needs them is
+skipped, except under CI (``CI=true``), where a missing input is a failure: CI must test the real thing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+
+
+def _required(path: Path, what: str) -> Path:
+    if path.exists():
+        return path
+    message = f"{what} not found at {path}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message + " (required under CI)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def stard_dir() -> Path:
+    """The real STARD copy with the upstream layout."""
+    return _required(Path(os.environ.get("BACKBONE_STARD_DIR", SHARED / "data" / "stard")), "STARD")
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    """The local model directory filled by ``../shared/tools/install-models``."""
+    default = Path.home() / ".cache" / "backbone" / "models"
+    return _required(Path(os.environ.get("BACKBONE_MODELS_DIR", default)), "local model directory")
+
+
+@pytest.fixture(autouse=True)
+def private_backbone_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own BACKBONE_HOME and registry so that none touches the user's."""
+    home = tmp_path_factory.mktemp("backbone-home")
+    monkeypatch.setenv("BACKBONE_HOME", str(home))
+    monkeypatch.delenv("BACKBONE_REGISTRY", raising=False)
+    monkeypatch.delenv("BACKBONE_DATA_DIR", raising=False)
+    return home
