@@ -5,6 +5,7 @@
 | ``BACKBONE_HOME``     | ``~/.cache/backbone``          | parent of the defaults below                  |
 | ``BACKBONE_MODELS_DIR`` | ``$BACKBONE_HOME/models``    | local models laid out by Hugging Face id      |
 | ``BACKBONE_DATA_DIR`` | ``$BACKBONE_HOME/data``        | local raw datasets (``stard/``, ...) and prepared ones |
+| ``BACKBONE_DATASETS_DIR`` | ``$BACKBONE_HOME/datasets`` | prepared datasets that recipes build and reuse |
 | ``BACKBONE_REGISTRY`` | ``$BACKBONE_HOME/registry``    | artifact registry root: a path or ``s3://``/``gs://`` URI |
 
 ``BACKBONE_MODELS_DIR``'s default is the folder ``../shared/tools/install-models`` fills when given no argument.
@@ -34,3 +35,8 @@ def data_dir() -> Path:
 def registry_uri() -> str:
     """The artifact registry root, as a local path or a filesystem URI that ``pyarrow.fs`` understands."""
     return os.environ.get("BACKBONE_REGISTRY", str(backbone_home() / "registry"))
+
+
+def datasets_dir() -> Path:
+    """Where recipes keep the datasets they prepare (Parquet tables plus manifest), reused across runs."""
+    return Path(os.environ.get("BACKBONE_DATASETS_DIR", backbone_home() / "datasets")).expanduser()

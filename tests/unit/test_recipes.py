@@ -54,9 +54,7 @@ def test_unknown_loss_names_field_line_and_choices(tmp_path: Path) -> None:
     path = _write(tmp_path, recipe)
     message = _error(path)
     line = next(
-        number
-        for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-        if "infonce2" in text
+        number for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if "infonce2" in text
     )
     assert f"recipe.yaml:{line}: reranker.stages[2].loss: unknown loss 'infonce2'; choose one of bce, listwise_ce" in (
         message

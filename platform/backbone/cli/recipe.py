@@ -10,7 +10,7 @@ import typer
 import yaml
 
 from backbone.model_paths import resolve_model
-from backbone.recipes import load_recipe, recipe_hash
+from backbone.recipes import Recipe, load_recipe, recipe_hash
 
 app = typer.Typer(help="Validate and inspect recipes.", no_args_is_help=True)
 
@@ -33,8 +33,12 @@ def check(
         where = "local folder" if location != name or Path(name).is_absolute() else "model hub (not found locally)"
         typer.echo(f"# {component} model: {name} -> {location} ({where})")
         typer.echo(f"# {component} stages: {' -> '.join(getattr(recipe, component).stage_names())}")
-    space = (
-        len(recipe.searched_stages("retriever")) * len(recipe.searched_stages("reranker")) * len(recipe.search.k)
-    )
+    space = len(recipe.searched_stages("retriever")) * len(recipe.searched_stages("reranker")) * len(recipe.search.k)
     typer.echo(f"# search space: {space} assignments (retriever stage x reranker stage x K)")
     typer.echo(yaml.safe_dump(resolved, allow_unicode=True, sort_keys=False), nl=False)
+
+
+@app.command()
+def schema() -> None:
+    """Print the recipe's JSON schema: every field with its type, default and description."""
+    typer.echo(json.dumps(Recipe.model_json_schema(), indent=2, ensure_ascii=False))

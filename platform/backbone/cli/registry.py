@@ -1,0 +1,166 @@
+"""``backbone registry`` and ``backbone release``: inspect artifacts, and the releases that serve them."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Annotated
+
+import typer
+
+from backbone.registry import ArtifactKind, ArtifactManifest, Registry, ReleaseRecord, Releases
+
+app = typer.Typer(help="Inspect the artifacts in the registry.", no_args_is_help=True)
+release_app = typer.Typer(help="Inspect releases: which artifacts serve, and their history.", no_args_is_help=True)
+
+RegistryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--registry",
+        help="Registry root, a path or s3:// / gs:// URI. Default: $BACKBONE_REGISTRY, else $BACKBONE_HOME/registry.",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+@app.command("list")
+def list_artifacts(
+    kind: Annotated[ArtifactKind | None, typer.Option(help="Only artifacts of this kind.")] = None,
+    registry: RegistryOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the published artifacts, oldest first."""
+    store = Registry(registry)
+    manifests = store.list(kind)
+    if as_json:
+        typer.echo(json.dumps([manifest.model_dump(mode="json") for manifest in manifests], indent=2))
+        return
+    if not manifests:
+        typer.echo(f"no {f'{kind} ' if kind else ''}artifacts in {store.uri}")
+        return
+    rows = [
+        (m.id, m.kind, m.name, _time(m), _size(m), ", ".join(f"{k}={v:.4g}" for k, v in sorted(m.metrics.items())))
+        for m in manifests
+    ]
+    typer.echo(_table(("id", "kind", "name", "created", "size", "metrics"), rows))
+
+
+@app.command()
+def show(
+    artifact_id: Annotated[str, typer.Argument(metavar="ID", help="The artifact's id.")],
+    registry: RegistryOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show an artifact's manifest: kind, lineage, metrics, settings and files."""
+    manifest = Registry(registry).get(artifact_id)
+    if as_json:
+        typer.echo(manifest.model_dump_json(indent=2))
+        return
+    lineage = manifest.lineage
+    lines = [
+        f"id:         {manifest.id}",
+        f"kind:       {manifest.kind}",
+        f"name:       {manifest.name}",
+        f"created:    {_time(manifest)}",
+        f"parents:    {', '.join(lineage.parents) or '-'}",
+        f"recipe:     {lineage.recipe_hash or '-'}",
+        f"dataset:    {lineage.dataset_checksum or '-'}",
+        f"code:       {lineage.code_version}",
+        f"cache key:  {manifest.cache_key or '-'}",
+        "metrics:" + ("" if manifest.metrics else "    -"),
+        *(f"  {key}: {value:g}" for key, value in sorted(manifest.metrics.items())),
+        "params:" + ("" if manifest.params else "     -"),
+        *(f"  {key}: {json.dumps(value)}" for key, value in sorted(manifest.params.items())),
+        f"files:      {len(manifest.files)}, {_size(manifest)}",
+        *(f"  {entry.sha256[:12]}  {entry.size:>12}  {path}" for path, entry in sorted(manifest.files.items())),
+    ]
+    typer.echo("\n".join(lines))
+
+
+@app.command()
+def verify(
+    artifact_id: Annotated[str, typer.Argument(metavar="ID", help="The artifact's id.")],
+    registry: RegistryOption = None,
+) -> None:
+    """Hash every stored file of an artifact and check it against its manifest (exit 2 on a mismatch)."""
+    manifest = Registry(registry).verify(artifact_id)
+    typer.echo(f"{manifest.id}: {len(manifest.files)} files intact ({_size(manifest)})")
+
+
+@release_app.command("show")
+def show_release(
+    name: Annotated[str, typer.Argument(help="The release's name.")],
+    version: Annotated[int | None, typer.Option(help="Show this version instead of the current one.")] = None,
+    registry: RegistryOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show what a release serves: its retriever (checkpoint, index), reranker, and application settings."""
+    releases = Releases(Registry(registry))
+    record = releases.current(name) if version is None else releases.get(name, version)
+    if as_json:
+        typer.echo(record.model_dump_json(indent=2))
+        return
+    lines = [
+        f"release:    {record.name} v{record.version}" + (" (current)" if version is None else ""),
+        f"created:    {record.created_at.isoformat(timespec='seconds')}",
+        f"change:     {record.change}",
+        f"note:       {record.note or '-'}",
+        f"retriever:  {record.retriever.checkpoint}",
+        f"  index:    {record.retriever.index or '-'}",
+        f"reranker:   {record.reranker.checkpoint}",
+        "applications:" + ("" if record.applications else " -"),
+        *(
+            f"  {app_name}: k={settings.k} top_n={settings.top_n} rerank={'yes' if settings.rerank else 'no'}"
+            for app_name, settings in sorted(record.applications.items())
+        ),
+    ]
+    typer.echo("\n".join(lines))
+
+
+@release_app.command()
+def history(
+    name: Annotated[str, typer.Argument(help="The release's name.")],
+    registry: RegistryOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show every version of a release, oldest first: what served, and what each version changed."""
+    records = Releases(Registry(registry)).history(name)
+    if as_json:
+        typer.echo(json.dumps([record.model_dump(mode="json") for record in records], indent=2))
+        return
+    headers = ("version", "created", "retriever checkpoint", "index", "reranker checkpoint", "change")
+    typer.echo(_table(headers, [_history_row(record) for record in records]))
+
+
+def _history_row(record: ReleaseRecord) -> tuple[str, ...]:
+    return (
+        f"v{record.version}",
+        record.created_at.isoformat(timespec="seconds"),
+        record.retriever.checkpoint,
+        record.retriever.index or "-",
+        record.reranker.checkpoint,
+        record.change + (f" ({record.note})" if record.note else ""),
+    )
+
+
+def _time(manifest: ArtifactManifest) -> str:
+    return manifest.created_at.isoformat(timespec="seconds")
+
+
+def _size(manifest: ArtifactManifest) -> str:
+    """The artifact's total size, human readable."""
+    size = sum(entry.size for entry in manifest.files.values())
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
+    exponent = min(int(math.log(size, 1024)) if size else 0, len(units) - 1)
+    return f"{size} B" if exponent == 0 else f"{size / 1024**exponent:.1f} {units[exponent]}"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """``rows`` as left-aligned columns under ``headers``, two spaces apart."""
+    cells = [[str(cell) for cell in row] for row in (headers, *rows)]
+    widths = [max(len(row[column]) for row in cells) for column in range(len(headers))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in cells
+    )

@@ -1,0 +1,29 @@
+"""The artifact registry and the releases kept in it.
+
+Artifacts (checkpoints, indexes, evaluation runs, reports) are immutable folders of files with a manifest;
+releases are versioned records of which artifacts serve. Both live under one root that is a local folder or
+object storage (``s3://``, ``gs://``), chosen by ``BACKBONE_REGISTRY``.
+"""
+
+from backbone.registry.artifact import ArtifactKind, ArtifactManifest, FileEntry, Lineage, code_version
+from backbone.registry.release import AppSettings, Component, ReleaseRecord, Releases, RerankerSlot, RetrieverSlot
+from backbone.registry.root import StorageRoot, open_root
+from backbone.registry.store import Draft, Registry
+
+__all__ = [
+    "AppSettings",
+    "ArtifactKind",
+    "ArtifactManifest",
+    "Component",
+    "Draft",
+    "FileEntry",
+    "Lineage",
+    "Registry",
+    "ReleaseRecord",
+    "Releases",
+    "RerankerSlot",
+    "RetrieverSlot",
+    "StorageRoot",
+    "code_version",
+    "open_root",
+]
