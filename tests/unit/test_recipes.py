@@ -81,7 +81,11 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         (lambda r: r["retriever"].update(family="decoder"), "retriever.pooling: a decoder retriever needs"),
         (lambda r: r["reranker"].update(scoring="yes_no"), "reranker.scoring: an encoder reranker scores with 'head'"),
         (lambda r: r["reranker"].update(max_query_length=500), "reranker.max_query_length: 500 leaves no room"),
-        (lambda r: r["retriever"]["stages"][0]["negatives"].update(count=2), "negatives.count: must be 0"),
+        (lambda r: r["retriever"]["stages"][0]["negatives"].update(count=2), "stages[0].negatives.count: must be 0"),
+        (
+            lambda r: r["reranker"]["stages"][0]["negatives"].update(count=0),
+            "reranker.stages[0].negatives.count: a reranker with policy 'in_batch' needs count >= 1",
+        ),
         (lambda r: r["retriever"]["stages"][1]["negatives"].update(rank_range=[50, 3]), "negatives.rank_range"),
         (lambda r: r["search"].update(retriever_stages=["base", "stage9"]), "search.retriever_stages[1]: unknown"),
         (lambda r: r["search"].update(objective="ndcg@20"), "search.objective: 'ndcg@20' is not among"),

@@ -63,7 +63,13 @@ class Negatives(StrictModel):
     policy: Literal["in_batch", "mined", "remined"] = Field(
         "in_batch", description="in_batch, mined (once, from the starting checkpoint) or remined (every epoch)."
     )
-    count: int = Field(0, ge=0, le=64, description="Hard negatives per query (0 with in_batch).")
+    count: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Negatives per query. Retriever with in_batch: 0 (every other passage of the global batch is "
+        "a negative); reranker with in_batch: how many other positives of the batch each query is paired with.",
+    )
     rank_range: tuple[int, int] = Field(
         (3, 100), description="Mine from these ranks of the current model's results (1-based, inclusive)."
     )
@@ -77,9 +83,7 @@ class Negatives(StrictModel):
     )
 
     @model_validator(mode="after")
-    def _count_matches_policy(self) -> Negatives:
-        if self.policy == "in_batch" and self.count:
-            raise FieldError("count", f"must be 0 with policy 'in_batch' (got {self.count}); use 'mined'")
+    def _range_is_ordered(self) -> Negatives:
         if self.policy != "in_batch" and not self.count:
             raise FieldError("count", f"policy '{self.policy}' needs count >= 1")
         low, high = self.rank_range
@@ -143,11 +147,28 @@ class RetrieverStage(Stage):
         0.05, gt=0, le=1, description="InfoNCE temperature; similarities are divided by it (scale = 1/T)."
     )
 
+    @model_validator(mode="after")
+    def _in_batch_takes_whole_batch(self) -> RetrieverStage:
+        if self.negatives.policy == "in_batch" and self.negatives.count:
+            raise FieldError(
+                "negatives.count",
+                f"must be 0 with policy 'in_batch' (got {self.negatives.count}): every other passage of the "
+                "global batch is already a negative; use 'mined' for hard negatives",
+            )
+        return self
+
 
 class RerankerStage(Stage):
     """A reranker stage: pointwise (bce) or listwise (listwise_ce over one positive and n negatives).
 
-    With ``in_batch`` negatives a query is paired with the other positives of its batch.
+    With ``in_batch`` negatives a query is paired with ``negatives.count`` other positives of its batch.
     """
 
     losses: ClassVar[tuple[str, ...]] = ("bce", "listwise_ce")
+
+    @model_validator(mode="after")
+    def _in_batch_needs_a_count(self) -> RerankerStage:
+        # A cross-encoder scores each pair on its own: in-batch negatives must be paired explicitly, so say how many.
+        if self.negatives.policy == "in_batch" and not self.negatives.count:
+            raise FieldError("negatives.count", "a reranker with policy 'in_batch' needs count >= 1")
+        return self
