@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tiny_models import build_tiny_decoder, build_tiny_encoder
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
 
@@ -46,3 +48,15 @@ def private_backbone_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     monkeypatch.delenv("BACKBONE_REGISTRY", raising=False)
     monkeypatch.delenv("BACKBONE_DATA_DIR", raising=False)
     return home
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer BERT (hidden 32) with a WordPiece tokenizer, saved with ``save_pretrained``."""
+    return build_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder"))
+
+
+@pytest.fixture(scope="session")
+def tiny_decoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer Qwen3 causal LM (hidden 32) with a byte-level BPE tokenizer holding 'yes' and 'no'."""
+    return build_tiny_decoder(tmp_path_factory.mktemp("tiny-decoder"))

@@ -1,0 +1,34 @@
+"""Which weights of a component train: the one place that freezes parameters for full fine-tuning."""
+
+from __future__ import annotations
+
+from sentence_transformers import CrossEncoder, SentenceTransformer
+
+from backbone.recipes import Component
+
+
+def prepare_for_training(model: SentenceTransformer | CrossEncoder, spec: Component) -> None:
+    """Freeze what a component must not or need not train, in place.
+
+    - A bi-encoder's pooler (BERT-family models carry one) is frozen: mean, CLS or last-token pooling never
+      reads it, and an unused trainable parameter makes DDP fail at the first reduction. A cross-encoder keeps
+      its pooler trainable: its classification head reads ``tanh(pooler)``.
+    - With ``spec.freeze_embeddings`` the word-embedding matrix is frozen: on CPU it dominates step time
+      (a dense gradient, its all-reduce and AdamW over 96M of multilingual-e5-small's 118M weights). A
+      decoder whose language-model head is tied to it freezes that head too.
+
+    Args:
+        model: the retriever (``SentenceTransformer``) or reranker (``CrossEncoder``).
+        spec: its recipe.
+
+    Example:
+        >>> prepare_for_training(retriever, spec)  # doctest: +SKIP
+        >>> retriever.transformers_model.pooler.dense.weight.requires_grad  # doctest: +SKIP
+        False
+    """
+    transformer = model.transformers_model
+    pooler = getattr(transformer.base_model, "pooler", None)
+    if isinstance(model, SentenceTransformer) and pooler is not None:
+        pooler.requires_grad_(False)
+    if spec.freeze_embeddings:
+        transformer.get_input_embeddings().requires_grad_(False)

@@ -1,0 +1,154 @@
+"""The retriever (bi-encoder) as a sentence-transformers ``SentenceTransformer``: build, load, encode, featurise.
+
+Layout: ``Transformer -> Pooling -> Normalize``. Embeddings are always unit vectors, so inner product is cosine
+similarity: the index and the evaluation use inner product, and the contrastive loss (cosine) is unchanged by
+the normalisation. Queries and passages are read through the model's prompts (:func:`retriever_prompts`) and cut
+to their own lengths (``max_query_length``, ``max_passage_length``); every token the model sees counts towards
+them: special tokens, the prompt and the text.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+from torch import Tensor
+from transformers import PreTrainedTokenizerBase
+
+from backbone.model_paths import resolve_model
+from backbone.models.freezing import prepare_for_training
+from backbone.models.modes import evaluating
+from backbone.models.texts import retriever_prompts
+from backbone.recipes import Retriever
+
+Role = Literal["query", "passage"]
+
+_POOLING_MODES = {"mean": "mean", "cls": "cls", "last_token": "lasttoken"}
+# Plain text only: a decoder's tokenizer may carry a chat template, which would otherwise make sentence-transformers
+# render every text as a chat conversation.
+_TEXT_ONLY = {"text": {"method": "forward", "method_output_name": "last_hidden_state"}}
+
+
+def build_retriever(spec: Retriever, model_path: str | None = None) -> SentenceTransformer:
+    """A retriever from its base model, ready for its first stage.
+
+    Encoders (BERT, XLM-R) pool with the recipe's ``pooling`` (mean or CLS). Decoders (Qwen3-style) pool the
+    last token, Qwen3-Embedding style: the tokenizer appends its EOS token to every text unless it already does,
+    so the last token has read the whole text; last-token pooling finds it with left or right padding alike.
+
+    Args:
+        spec: the retriever recipe.
+        model_path: the base model folder; ``None`` resolves ``spec.model`` (the local model directory first).
+
+    Example:
+        >>> model = build_retriever(Retriever(model="intfloat/multilingual-e5-small", query_prefix="query: "))
+        >>> model.prompts["query"]
+        'query: '
+    """
+    transformer = Transformer(
+        model_path or resolve_model(spec.model),
+        modality_config=_TEXT_ONLY,
+        module_output_name="token_embeddings",
+        processor_kwargs={"model_max_length": spec.max_passage_length},
+    )
+    if spec.family == "decoder":
+        _end_with_eos(transformer.tokenizer)
+    pooling = Pooling(transformer.get_embedding_dimension(), _POOLING_MODES[spec.pooling])
+    model = SentenceTransformer(modules=[transformer, pooling, Normalize()], prompts=retriever_prompts(spec))
+    prepare_for_training(model, spec)
+    return model
+
+
+def load_retriever(path: str, spec: Retriever) -> SentenceTransformer:
+    """A retriever checkpoint saved by a stage, ready to train on or to encode with.
+
+    The checkpoint holds the whole pipeline (pooling, normalisation, prompts); the recipe's freezing options
+    are applied again, since trainability is not saved with weights.
+
+    Args:
+        path: the folder ``model.save`` wrote.
+        spec: the retriever recipe.
+
+    Example:
+        >>> model = load_retriever("registry/.../retriever-alignment", spec)  # doctest: +SKIP
+    """
+    model = SentenceTransformer(path)
+    prepare_for_training(model, spec)
+    return model
+
+
+def encode_queries(model: SentenceTransformer, spec: Retriever, texts: list[str], batch_size: int = 32) -> np.ndarray:
+    """Embed queries: float32, one L2-normalised row per text, each cut to ``spec.max_query_length`` tokens.
+
+    Args:
+        model: the retriever.
+        spec: its recipe (prompt and lengths).
+        texts: the queries, without prompt.
+        batch_size: texts per forward pass.
+
+    Example:
+        >>> encode_queries(model, spec, ["谁可以成为个体工商户？"]).shape  # doctest: +SKIP
+        (1, 384)
+    """
+    return _encode(model, spec, texts, "query", batch_size)
+
+
+def encode_passages(model: SentenceTransformer, spec: Retriever, texts: list[str], batch_size: int = 32) -> np.ndarray:
+    """Embed passages (see :func:`passage_text`) as :func:`encode_queries` embeds queries, cut to
+    ``spec.max_passage_length`` tokens instead.
+
+    Example:
+        >>> encode_passages(model, spec, ["民法典第五十四条\\n自然人从事工商业经营……"]).dtype  # doctest: +SKIP
+        dtype('float32')
+    """
+    return _encode(model, spec, texts, "passage", batch_size)
+
+
+def retriever_features(model: SentenceTransformer, spec: Retriever, texts: list[str], role: Role) -> dict[str, Tensor]:
+    """Tokenized features of one side of a training batch, with the role's prompt and length applied.
+
+    Tokenize with the unwrapped model, then feed the features to the (DDP-wrapped) model or to a
+    sentence-transformers loss such as ``MultipleNegativesRankingLoss``: the same path :func:`encode_queries`
+    and :func:`encode_passages` take.
+
+    Args:
+        model: the retriever (unwrapped: DDP hides ``preprocess``).
+        spec: its recipe.
+        texts: queries or passages, without prompt.
+        role: ``"query"`` or ``"passage"``.
+
+    Example:
+        >>> loss = MultipleNegativesRankingLoss(model)  # doctest: +SKIP
+        >>> loss([retriever_features(model, spec, queries, "query"),
+        ...       retriever_features(model, spec, passages, "passage")], None)  # doctest: +SKIP
+    """
+    return model.preprocess(texts, prompt=retriever_prompts(spec)[role], processing_kwargs=_cut(spec, role))
+
+
+def _encode(model: SentenceTransformer, spec: Retriever, texts: list[str], role: Role, batch_size: int) -> np.ndarray:
+    with evaluating(model):
+        embeddings = model.encode(
+            texts,
+            prompt=retriever_prompts(spec)[role],
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            processing_kwargs=_cut(spec, role),
+        )
+    # reshape: an empty list encodes to an empty 1-D array
+    return embeddings.astype(np.float32, copy=False).reshape(len(texts), model.get_embedding_dimension())
+
+
+def _cut(spec: Retriever, role: Role) -> dict[str, dict[str, int]]:
+    """Per-call tokenizer arguments: the model itself is left as it is (safe to share between callers)."""
+    return {"text": {"max_length": spec.max_query_length if role == "query" else spec.max_passage_length}}
+
+
+def _end_with_eos(tokenizer: PreTrainedTokenizerBase) -> None:
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if tokenizer("a")["input_ids"][-1] != tokenizer.eos_token_id:
+        # Rewrites the tokenizer's post-processor, which is saved with it: a checkpoint keeps appending EOS.
+        tokenizer.add_eos_token = True

@@ -1,0 +1,28 @@
+"""Starting or joining Ray the same way from every entry point (CLI, jobs, tests)."""
+
+from __future__ import annotations
+
+import os
+
+import ray
+
+
+def ensure_ray(num_cpus: int | None = None) -> None:
+    """Join the cluster a ``ray job submit`` runs in, or start a private local Ray on loopback.
+
+    Under ``ray job submit`` (``RAY_ADDRESS`` is set) ``ray.init()`` joins that cluster. Otherwise a local Ray starts
+    bound to 127.0.0.1, with usage reporting off, and stops when the process exits.
+
+    Args:
+        num_cpus: CPUs the local Ray may use (default: all); ignored when joining a cluster.
+
+    Example:
+        >>> ensure_ray()  # doctest: +SKIP
+    """
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init()
+        return
+    ray.init(num_cpus=num_cpus, _node_ip_address="127.0.0.1", include_dashboard=False)

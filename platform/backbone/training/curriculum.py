@@ -1,0 +1,113 @@
+"""A component's whole curriculum: the base model, then each stage from the previous stage's checkpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from backbone.data import load_dataset
+from backbone.errors import BackboneError
+from backbone.evaluation import BM25, evaluate
+from backbone.models import passage_text
+from backbone.recipes import Recipe
+from backbone.registry import ArtifactManifest, Registry
+from backbone.training.stage import StageRun, run_stage
+
+Component = Literal["retriever", "reranker"]
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """A trained (or base) stage: its name and its published checkpoint, which carries its metrics."""
+
+    component: Component
+    stage: str
+    checkpoint: ArtifactManifest
+
+
+def train_component(
+    recipe: Recipe,
+    component: Component,
+    dataset_dir: Path,
+    registry: Registry,
+    run: StageRun,
+    stages: Sequence[str] | None = None,
+) -> list[StageResult]:
+    """Evaluate the base model and train the curriculum, publishing one checkpoint per stage.
+
+    Every stage starts from the previous stage's checkpoint, so asking for a later stage runs (or reuses from the
+    registry) every stage before it. A stage already published with the same recipe, parent and data is reused.
+
+    Args:
+        recipe: the recipe.
+        component: ``retriever`` or ``reranker``.
+        dataset_dir: the recipe's prepared dataset.
+        registry: the artifact registry.
+        run: workers and resources.
+        stages: the stages wanted (default: all); the curriculum runs up to the last of them.
+
+    Example:
+        >>> train_component(recipe, "retriever", dataset_dir, Registry(), StageRun(workers=2))  # doctest: +SKIP
+    """
+    names = [stage.name for stage in getattr(recipe, component).stages]
+    unknown = sorted(set(stages or ()) - set(names))
+    if unknown:
+        raise BackboneError(f"--stages: {component} has no stage {', '.join(unknown)}; it has {', '.join(names)}")
+    last = max((names.index(name) for name in stages), default=-1) if stages else len(names) - 1
+    results: list[StageResult] = []
+    parent = None
+    for name in ["base", *names[: last + 1]]:
+        parent = run_stage(recipe, component, name, parent, dataset_dir, registry, run)
+        results.append(StageResult(component, name, parent))
+    return results
+
+
+def bm25_baselines(recipe: Recipe, dataset_dir: Path) -> dict[Component, dict[str, float]]:
+    """BM25's figures in each component's table: over the whole corpus, and as the order of the fixed candidates.
+
+    Example:
+        >>> bm25_baselines(recipe, dataset_dir)["retriever"]["recall@100"]  # doctest: +SKIP
+        0.83
+    """
+    dataset = load_dataset(dataset_dir)
+    corpus = dataset.corpus.to_pydict()
+    passages = [
+        passage_text(recipe.retriever, title, text) for title, text in zip(corpus["title"], corpus["text"], strict=True)
+    ]
+    qrels = dataset.relevant(recipe.dataset.eval_split)
+    texts = dict(zip(dataset.queries["query_id"].to_pylist(), dataset.queries["text"].to_pylist(), strict=True))
+    bm25 = BM25.build(corpus["doc_id"], passages, language="auto")
+    evaluation = recipe.evaluation
+    depth = max(int(metric.split("@")[1]) for metric in evaluation.retriever_metrics)
+    run = bm25.search({query: texts[query] for query in qrels}, k=max(depth, evaluation.rerank_candidates))
+    candidates = {
+        query: dict(sorted(docs.items(), key=lambda item: (-item[1], item[0]))[: evaluation.rerank_candidates])
+        for query, docs in run.items()
+    }
+    return {
+        "retriever": evaluate(qrels, run, evaluation.retriever_metrics),
+        "reranker": evaluate(qrels, candidates, evaluation.reranker_metrics),
+    }
+
+
+def results_table(component: Component, metrics: list[str], rows: list[tuple[str, dict[str, float]]]) -> str:
+    """A Markdown table of ``rows`` (label, metrics), one column per metric plus training throughput.
+
+    Example:
+        >>> print(results_table("retriever", ["recall@20"], [("bm25", {"recall@20": 0.5})]))
+        | retriever | recall@20 | examples | examples/s |
+        | --- | ---: | ---: | ---: |
+        | bm25 | 0.5000 |  |  |
+    """
+    lines = [
+        f"| {component} | {' | '.join(metrics)} | examples | examples/s |",
+        f"| --- | {' | '.join('---:' for _ in metrics)} | ---: | ---: |",
+    ]
+    for label, values in rows:
+        cells = [f"{values[metric]:.4f}" if metric in values else "" for metric in metrics]
+        examples = f"{int(values['examples'])}" if values.get("examples") else ""
+        speed = f"{values['examples_per_s']:.2f}" if values.get("examples_per_s") else ""
+        lines.append(f"| {label} | {' | '.join(cells)} | {examples} | {speed} |")
+    return "\n".join(lines)

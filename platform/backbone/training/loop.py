@@ -1,0 +1,287 @@
+"""The stage loop that every Ray Train worker runs: select examples, mine negatives, train, checkpoint, evaluate.
+
+One loop serves both components through a task object (``RetrieverTask`` or ``RerankerTask``). Every worker holds
+the same examples and computes the same selection and negatives (the model work behind them is sharded, see
+``sharding.py``); each global batch is split into one contiguous share per worker.
+
+Checkpoints: at the end of every epoch rank 0 saves the model (with any LoRA adapter merged into a copy, so a
+checkpoint always loads without peft) and ``state.json`` (epochs done, steps, the selected examples). A restarted
+worker group resumes from the latest one with a fresh optimizer; learning rates follow the global step, so the
+schedule carries on where it was.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray.train
+import torch
+import torch.distributed as dist
+from ray.train.torch import prepare_model
+
+from backbone.recipes import LoraFinetune, Stage
+from backbone.training.inputs import StageInputs
+from backbone.training.negatives import QueryRanking, choose_negatives, in_batch_negatives, keeps_query
+from backbone.training.plan import StagePlan
+from backbone.training.reranker_task import RerankerTask
+from backbone.training.retriever_task import RetrieverTask
+
+Task = RetrieverTask | RerankerTask
+
+
+def make_task(plan: StagePlan) -> Task:
+    """The task object of the plan's component."""
+    task_type = RetrieverTask if plan.component == "retriever" else RerankerTask
+    return task_type(plan.spec, plan.stage, plan.metrics)
+
+
+def train_stage(config: dict[str, Any]) -> None:
+    """``train_loop_per_worker`` of a stage's TorchTrainer; ``config`` holds ``plan`` and ``inputs``."""
+    plan: StagePlan = config["plan"]
+    inputs: StageInputs = config["inputs"]
+    torch.set_num_threads(plan.threads)
+    torch.manual_seed(plan.seed)
+    task = make_task(plan)
+    state = {"epochs_done": 0, "steps": 0, "selected": None, "train_seconds": 0.0, "examples_seen": 0, "restarts": 0}
+    resume = ray.train.get_checkpoint()
+    if resume is None:
+        model = task.load(plan.init_path)
+    else:
+        with resume.as_directory() as folder:
+            model = task.load(str(Path(folder) / "model"))
+            state = json.loads((Path(folder) / "state.json").read_text())
+        state["restarts"] += 1
+        _log(plan, f"resumed after epoch {state['epochs_done']} (step {state['steps']})")
+    stage = plan.stage
+    if stage is not None and state["epochs_done"] < stage.epochs:
+        _train(plan, stage, task, model, inputs, state)
+    _finish(plan, task, model, inputs, state)
+
+
+def _train(plan: StagePlan, stage: Stage, task: Task, model: torch.nn.Module, inputs: StageInputs, state: dict) -> None:
+    lora = stage.finetune if isinstance(stage.finetune, LoraFinetune) else None
+    if lora:
+        task.add_adapter(model, lora)
+    ddp_model = prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": False})
+    task.prepare(model, ddp_model)
+    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=stage.learning_rate)
+    rank, world = _rank_and_world()
+
+    corpus_embeddings = None
+    rankings: dict[str, QueryRanking] = {}
+    if state["selected"] is None:
+        rankings, corpus_embeddings = _rank(task, model, stage, inputs, range(len(inputs.example_queries)))
+        state["selected"] = _select(plan, stage, inputs, rankings)
+    selected: list[int] = state["selected"]
+    # Fewer examples than one batch still train, in one smaller batch that splits evenly across the workers.
+    global_batch = min(stage.batch_size, len(selected) // world * world)
+    if not global_batch:
+        _log(plan, f"no examples left to train on ({len(selected)} selected); the stage keeps its starting model")
+        return
+    steps_per_epoch = len(selected) // global_batch
+    total_steps = steps_per_epoch * stage.epochs
+    per_worker = global_batch // world
+    progress = _Progress(plan)
+
+    for epoch in range(state["epochs_done"], stage.epochs):
+        rng = random.Random(f"{plan.seed}:{plan.label}:{epoch}")
+        if stage.negatives.policy == "remined" and (epoch > 0 or not rankings):
+            rankings, corpus_embeddings = _rank(task, model, stage, inputs, selected, corpus_embeddings=None)
+        elif stage.negatives.policy == "mined" and not rankings:
+            rankings, corpus_embeddings = _rank(task, model, stage, inputs, selected, corpus_embeddings)
+        negatives = _negatives(stage, inputs, selected, rankings, rng)
+        order = rng.sample(selected, len(selected))
+        model.train()
+        started, epoch_losses = time.perf_counter(), []
+        for step in range(steps_per_epoch):
+            batch = order[step * global_batch : (step + 1) * global_batch]
+            mine = batch[rank * per_worker : (rank + 1) * per_worker]
+            for group in optimizer.param_groups:
+                group["lr"] = _learning_rate(stage, state["steps"], total_steps)
+            loss = task.loss(
+                model,
+                [inputs.anchors[inputs.example_queries[i]] for i in mine],
+                [_passage(inputs, inputs.example_positives[i]) for i in mine],
+                _batch_negatives(stage, inputs, batch, negatives, rank * per_worker, per_worker),
+            )
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            state["steps"] += 1
+            state["examples_seen"] += len(batch)
+            epoch_losses.append(_mean_across_workers(loss.detach()))
+            elapsed = time.perf_counter() - started
+            if progress.due(step, steps_per_epoch):
+                _log(
+                    plan,
+                    f"epoch {epoch + 1}/{stage.epochs} step {step + 1}/{steps_per_epoch} loss {epoch_losses[-1]:.4f} "
+                    f"{(step + 1) * len(batch) / elapsed:.2f} examples/s",
+                )
+        state["train_seconds"] += time.perf_counter() - started
+        state["epochs_done"] = epoch + 1
+        state["last_epoch_loss"] = float(np.mean(epoch_losses))
+        with tempfile.TemporaryDirectory() as folder:
+            epoch_metrics = {"epoch": epoch + 1, "loss": state["last_epoch_loss"]}
+            _save_and_report(task, model, state, epoch_metrics, Path(folder), lora=lora)
+    if lora:
+        task.merge_adapter(model)
+
+
+def _finish(plan: StagePlan, task: Task, model: torch.nn.Module, inputs: StageInputs, state: dict) -> None:
+    model.eval()
+    with torch.no_grad(), tempfile.TemporaryDirectory() as folder:
+        metrics = task.evaluate(model, inputs, Path(folder))
+        _log(plan, "evaluation " + " ".join(f"{name} {value:.4f}" for name, value in metrics.items()))
+        summary = {
+            **metrics,
+            "examples": len(state["selected"] or []),
+            "steps": state["steps"],
+            "restarts": state["restarts"],
+            "train_seconds": state["train_seconds"],
+            "examples_per_s": state["examples_seen"] / state["train_seconds"] if state["train_seconds"] else 0.0,
+        }
+        if "last_epoch_loss" in state:
+            summary["loss"] = state["last_epoch_loss"]
+        _save_and_report(task, model, {**state, "finished": True}, summary, Path(folder))
+
+
+def _save_and_report(
+    task: Task,
+    model: torch.nn.Module,
+    state: dict,
+    metrics: dict[str, float],
+    folder: Path,
+    *,
+    lora: LoraFinetune | None = None,
+) -> None:
+    """Report ``metrics``; rank 0 attaches ``folder`` as the checkpoint, with ``model/`` and ``state.json`` added.
+
+    ``report()`` is a barrier: every worker calls it, only rank 0 attaches a checkpoint (the notes' trap 5).
+    """
+    if _rank_and_world()[0] != 0:
+        ray.train.report(metrics)
+        return
+    saved = model
+    if lora:
+        saved = copy.deepcopy(model)
+        task.merge_adapter(saved)
+    saved.save_pretrained(str(folder / "model"))
+    (folder / "state.json").write_text(json.dumps(state))
+    ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(str(folder)))
+
+
+def _rank(
+    task: Task,
+    model: torch.nn.Module,
+    stage: Stage,
+    inputs: StageInputs,
+    examples: Any,
+    corpus_embeddings: np.ndarray | None = None,
+) -> tuple[dict[str, QueryRanking], np.ndarray | None]:
+    if stage.negatives.policy == "in_batch" and stage.data.queries.mode == "all":
+        return {}, corpus_embeddings
+    queries = sorted({inputs.example_queries[i] for i in examples})
+    depth = max(stage.negatives.rank_range[1], stage.data.queries.rank_threshold)
+    model.eval()
+    with torch.no_grad():
+        rankings, corpus_embeddings = task.rank(model, queries, inputs, depth, corpus_embeddings)
+    return dict(zip(queries, rankings, strict=True)), corpus_embeddings
+
+
+def _select(plan: StagePlan, stage: Stage, inputs: StageInputs, rankings: dict[str, QueryRanking]) -> list[int]:
+    kept = [
+        index
+        for index, query in enumerate(inputs.example_queries)
+        if stage.data.queries.mode == "all"
+        or keeps_query(rankings[query], inputs.example_positives[index], stage.data.queries)
+    ]
+    cap = stage.data.max_examples
+    if cap is not None and len(kept) > cap:
+        kept = sorted(random.Random(f"{plan.seed}:{plan.label}:examples").sample(kept, cap))
+    _log(plan, f"{len(kept)} of {len(inputs.example_queries)} examples selected ({stage.data.queries.mode})")
+    return kept
+
+
+def _negatives(
+    stage: Stage, inputs: StageInputs, selected: list[int], rankings: dict[str, QueryRanking], rng: random.Random
+) -> dict[int, list[str]]:
+    if stage.negatives.policy == "in_batch":
+        return {}
+    return {
+        index: choose_negatives(
+            rankings[inputs.example_queries[index]],
+            inputs.example_positives[index],
+            stage.negatives,
+            inputs.corpus_ids,
+            rng,
+        )
+        for index in selected
+    }
+
+
+def _batch_negatives(
+    stage: Stage, inputs: StageInputs, batch: list[int], mined: dict[int, list[str]], start: int, size: int
+) -> list[list[str]] | None:
+    if stage.negatives.policy != "in_batch":
+        docs = [mined[index] for index in batch[start : start + size]]
+    elif stage.negatives.count:
+        positives = [inputs.example_positives[index] for index in batch]
+        relevant = [inputs.relevant[inputs.example_queries[index]] for index in batch]
+        docs = in_batch_negatives(positives, relevant, stage.negatives.count)[start : start + size]
+    else:
+        return None  # the retriever's in-batch negatives are the gathered batch itself
+    return [[_passage(inputs, doc) for doc in row] for row in docs]
+
+
+def _passage(inputs: StageInputs, doc_id: str) -> str:
+    return inputs.passages[inputs.position[doc_id]]
+
+
+def _learning_rate(stage: Stage, step: int, total_steps: int) -> float:
+    warmup = math.ceil(stage.warmup_ratio * total_steps)
+    if step < warmup:
+        return stage.learning_rate * (step + 1) / warmup
+    return stage.learning_rate * max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+
+def _mean_across_workers(value: torch.Tensor) -> float:
+    if dist.is_available() and dist.is_initialized():
+        value = value.clone()
+        dist.all_reduce(value)
+        value /= dist.get_world_size()
+    return float(value)
+
+
+def _rank_and_world() -> tuple[int, int]:
+    context = ray.train.get_context()
+    return context.get_world_rank(), context.get_world_size()
+
+
+class _Progress:
+    """Paces progress lines: each epoch's first and last step, and at most one per ``log_interval_s`` between."""
+
+    def __init__(self, plan: StagePlan) -> None:
+        self.interval = plan.log_interval_s
+        self.last = 0.0
+
+    def due(self, step: int, steps: int) -> bool:
+        now = time.monotonic()
+        if step in (0, steps - 1) or now - self.last >= self.interval:
+            self.last = now
+            return True
+        return False
+
+
+def _log(plan: StagePlan, message: str) -> None:
+    if _rank_and_world()[0] == 0:
+        print(f"[{plan.label}] {message}", flush=True)

@@ -1,0 +1,38 @@
+"""The part of a stage that is settings, not data: what the stage loop on every worker is told to do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from backbone.recipes import Reranker, RerankerStage, Retriever, RetrieverStage
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """One stage of one component, as the workers run it.
+
+    Args:
+        component: ``retriever`` or ``reranker``.
+        spec: the recipe's section for that component.
+        stage: the stage to train; ``None`` evaluates the starting model and saves it as is (the ``base`` entry).
+        init_path: the local folder of the checkpoint the stage starts from (or of the base model).
+        metrics: the component's evaluation metrics.
+        seed: seed of sampling, shuffling and initialisation.
+        threads: torch threads per worker.
+        log_interval_s: at most one progress line per this many seconds (plus each epoch's first and last step).
+    """
+
+    component: Literal["retriever", "reranker"]
+    spec: Retriever | Reranker
+    stage: RetrieverStage | RerankerStage | None
+    init_path: str
+    metrics: list[str]
+    seed: int
+    threads: int = 1
+    log_interval_s: float = 10.0
+
+    @property
+    def label(self) -> str:
+        """``component/stage``, e.g. ``retriever/refinement``."""
+        return f"{self.component}/{self.stage.name if self.stage else 'base'}"

@@ -1,0 +1,126 @@
+"""What a stage does with a reranker: load it, rank candidates, compute the pointwise or listwise loss, evaluate it.
+
+Mirrors ``retriever_task.py``; the stage loop (``loop.py``) drives either through the same five methods.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+from sentence_transformers import CrossEncoder
+
+from backbone.evaluation import evaluate, rerank
+from backbone.models import add_lora, build_reranker, load_reranker, merge_lora, reranker_features, score_pairs
+from backbone.recipes import LoraFinetune, Reranker, RerankerStage
+from backbone.training.inputs import StageInputs
+from backbone.training.negatives import QueryRanking
+from backbone.training.ranking import candidate_rankings
+from backbone.training.sharding import sharded_map
+
+
+class RerankerTask:
+    """The reranker's side of a stage.
+
+    Args:
+        spec: the recipe's reranker section.
+        stage: the stage being trained (``None`` when only evaluating the base model).
+        metrics: the reranker metrics to evaluate (mrr@10, ndcg@10, ...).
+        batch_size: scoring batch size.
+    """
+
+    def __init__(self, spec: Reranker, stage: RerankerStage | None, metrics: list[str], batch_size: int = 32):
+        self.spec = spec
+        self.stage = stage
+        self.metrics = metrics
+        self.batch_size = batch_size
+        self.ddp_model: torch.nn.Module | None = None
+
+    def load(self, path: str) -> CrossEncoder:
+        """The model at ``path``: a sentence-transformers checkpoint, or a base model to build one from."""
+        if (Path(path) / "modules.json").is_file() or (Path(path) / "config_sentence_transformers.json").is_file():
+            return load_reranker(path, self.spec)
+        return build_reranker(self.spec, path)
+
+    def prepare(self, model: CrossEncoder, ddp_model: torch.nn.Module) -> None:
+        """Remember the DDP wrapper: the forward pass must go through it for gradients to synchronise."""
+        self.ddp_model = ddp_model
+
+    def add_adapter(self, model: CrossEncoder, finetune: LoraFinetune) -> None:
+        add_lora(model, finetune, self.spec.family)
+
+    def merge_adapter(self, model: CrossEncoder) -> None:
+        merge_lora(model)
+
+    def score(self, model: CrossEncoder, queries: list[str], passages: list[str]) -> np.ndarray:
+        """Scores of (query, passage) pairs, the scoring shared across the stage's workers."""
+        pairs = list(zip(queries, passages, strict=True))
+        return sharded_map(
+            pairs,
+            lambda chunk: score_pairs(
+                model, self.spec, [q for q, _ in chunk], [p for _, p in chunk], batch_size=self.batch_size
+            ),
+        )
+
+    def rank(
+        self,
+        model: CrossEncoder,
+        queries: list[str],
+        inputs: StageInputs,
+        depth: int,
+        corpus_embeddings: np.ndarray | None = None,
+    ) -> tuple[list[QueryRanking], None]:
+        """Rank each training query's first-stage candidates (and its relevant documents) with the current model."""
+        passage = dict(zip(inputs.corpus_ids, inputs.passages, strict=True))
+
+        def score_indexed(pairs: list[tuple[int, str]]) -> np.ndarray:
+            return self.score(model, [inputs.anchors[queries[q]] for q, _ in pairs], [passage[d] for _, d in pairs])
+
+        candidates = [inputs.mining_candidates[query][:depth] for query in queries]
+        relevant = [inputs.relevant[query] for query in queries]
+        return candidate_rankings(candidates, relevant, score_indexed), None
+
+    def loss(
+        self, model: CrossEncoder, anchors: list[str], positives: list[str], negatives: list[list[str]] | None
+    ) -> torch.Tensor:
+        """Binary cross-entropy over every pair, or softmax cross-entropy over each query's positive and negatives.
+
+        sentence-transformers' cross-encoder losses tokenize through ``self.model.preprocess``, which the DDP
+        wrapper does not have; the losses themselves are one torch call each, so they are written here.
+        """
+        assert self.ddp_model is not None and self.stage is not None and negatives is not None
+        width = 1 + max(len(docs) for docs in negatives)
+        queries, passages, slots = [], [], []
+        for row, (anchor, positive, docs) in enumerate(zip(anchors, positives, negatives, strict=True)):
+            for column, passage in enumerate([positive, *docs]):
+                queries.append(anchor)
+                passages.append(passage)
+                slots.append(row * width + column)
+        scores = self.ddp_model(reranker_features(model, self.spec, queries, passages))["scores"].view(-1)
+        if self.stage.loss == "bce":
+            labels = torch.tensor([float(slot % width == 0) for slot in slots], device=scores.device)
+            return F.binary_cross_entropy_with_logits(scores, labels)
+        # Queries with fewer negatives than the widest one are padded with -inf, which softmax ignores.
+        grid = torch.full((len(anchors) * width,), float("-inf"), device=scores.device, dtype=scores.dtype)
+        grid = grid.index_put((torch.tensor(slots, device=scores.device),), scores)
+        target = torch.zeros(len(anchors), dtype=torch.long, device=scores.device)
+        return F.cross_entropy(grid.view(len(anchors), width), target)
+
+    def evaluate(self, model: CrossEncoder, inputs: StageInputs, out_dir: Path) -> dict[str, float]:
+        """Metrics on the evaluation split over the fixed first-stage candidate lists."""
+        candidates = {
+            query: {doc: float(-rank) for rank, doc in enumerate(docs)}
+            for query, docs in inputs.eval_candidates.items()
+        }
+        depth = max(len(docs) for docs in inputs.eval_candidates.values())
+        run = rerank(
+            candidates,
+            lambda queries, passages: self.score(model, queries, passages),
+            inputs.eval_queries,
+            dict(zip(inputs.corpus_ids, inputs.passages, strict=True)),
+            depth=depth,
+            batch_size=len(candidates) * depth,  # one sharded call: every worker scores its share of all pairs
+        )
+        return evaluate(inputs.eval_qrels, run, self.metrics)

@@ -1,0 +1,121 @@
+"""What a stage does with a retriever: load it, rank the corpus, compute the contrastive loss, evaluate it.
+
+Mirrors ``reranker_task.py``; the stage loop (``loop.py``) drives either through the same five methods.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+from backbone.evaluation import DenseIndex, evaluate
+from backbone.models import (
+    add_lora,
+    build_retriever,
+    encode_passages,
+    encode_queries,
+    load_retriever,
+    merge_lora,
+    retriever_features,
+)
+from backbone.recipes import LoraFinetune, Retriever, RetrieverStage
+from backbone.training.inputs import StageInputs
+from backbone.training.negatives import QueryRanking
+from backbone.training.ranking import dense_rankings
+from backbone.training.sharding import sharded_map
+
+
+class RetrieverTask:
+    """The retriever's side of a stage.
+
+    Args:
+        spec: the recipe's retriever section.
+        stage: the stage being trained (``None`` when only evaluating the base model).
+        metrics: the retriever metrics to evaluate (recall@K, ndcg@10, ...).
+        batch_size: encoding batch size.
+    """
+
+    def __init__(self, spec: Retriever, stage: RetrieverStage | None, metrics: list[str], batch_size: int = 32):
+        self.spec = spec
+        self.stage = stage
+        self.metrics = metrics
+        self.batch_size = batch_size
+        self.loss_fn: MultipleNegativesRankingLoss | None = None
+
+    def load(self, path: str) -> SentenceTransformer:
+        """The model at ``path``: a sentence-transformers checkpoint, or a base model to build one from."""
+        if (Path(path) / "modules.json").is_file():
+            return load_retriever(path, self.spec)
+        return build_retriever(self.spec, path)
+
+    def prepare(self, model: SentenceTransformer, ddp_model: torch.nn.Module) -> None:
+        """Set up the loss around the (DDP-wrapped) model.
+
+        sentence-transformers' losses keep the model they were built with; pointing the loss at the DDP wrapper is
+        what makes gradients synchronise (the notes' trap 2), and the gather makes every query see the global batch.
+        """
+        assert self.stage is not None
+        self.loss_fn = MultipleNegativesRankingLoss(
+            model, scale=1.0 / self.stage.temperature, gather_across_devices=True
+        )
+        self.loss_fn.model = ddp_model
+
+    def add_adapter(self, model: SentenceTransformer, finetune: LoraFinetune) -> None:
+        add_lora(model, finetune, self.spec.family)
+
+    def merge_adapter(self, model: SentenceTransformer) -> None:
+        merge_lora(model)
+
+    def encode_corpus(self, model: SentenceTransformer, inputs: StageInputs) -> np.ndarray:
+        """Every passage's embedding, the encoding shared across the stage's workers."""
+        return sharded_map(
+            inputs.passages, lambda texts: encode_passages(model, self.spec, texts, batch_size=self.batch_size)
+        )
+
+    def rank(
+        self,
+        model: SentenceTransformer,
+        queries: list[str],
+        inputs: StageInputs,
+        depth: int,
+        corpus_embeddings: np.ndarray | None = None,
+    ) -> tuple[list[QueryRanking], np.ndarray]:
+        """Rank the whole corpus for each training query; returns the rankings and the corpus embeddings used."""
+        if corpus_embeddings is None:
+            corpus_embeddings = self.encode_corpus(model, inputs)
+        texts = [inputs.anchors[query] for query in queries]
+        query_embeddings = sharded_map(
+            texts, lambda chunk: encode_queries(model, self.spec, chunk, batch_size=self.batch_size)
+        )
+        relevant = [inputs.relevant[query] for query in queries]
+        return dense_rankings(
+            query_embeddings, corpus_embeddings, inputs.corpus_ids, relevant, depth
+        ), corpus_embeddings
+
+    def loss(
+        self, model: SentenceTransformer, anchors: list[str], positives: list[str], negatives: list[list[str]] | None
+    ) -> torch.Tensor:
+        """InfoNCE over this worker's share of the batch; candidates are gathered from every worker."""
+        assert self.loss_fn is not None
+        columns = [retriever_features(model, self.spec, anchors, "query")]
+        columns.append(retriever_features(model, self.spec, positives, "passage"))
+        for column in zip(*negatives, strict=True) if negatives else ():
+            columns.append(retriever_features(model, self.spec, list(column), "passage"))
+        return self.loss_fn(columns, labels=None)
+
+    def evaluate(self, model: SentenceTransformer, inputs: StageInputs, out_dir: Path) -> dict[str, float]:
+        """Metrics on the evaluation split over the whole corpus; the corpus index is written to ``out_dir/index``."""
+        index = DenseIndex.build(inputs.corpus_ids, self.encode_corpus(model, inputs))
+        query_ids = list(inputs.eval_queries)
+        query_embeddings = sharded_map(
+            [inputs.eval_queries[query] for query in query_ids],
+            lambda chunk: encode_queries(model, self.spec, chunk, batch_size=self.batch_size),
+        )
+        depth = max(int(metric.split("@")[1]) for metric in self.metrics)
+        run = index.search(query_ids, query_embeddings, depth)
+        index.save(out_dir / "index")
+        return evaluate(inputs.eval_qrels, run, self.metrics)

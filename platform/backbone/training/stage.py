@@ -1,0 +1,163 @@
+"""Running one stage of one component on Ray Train and publishing its checkpoint (and index) to the registry."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+
+from backbone.data import read_manifest
+from backbone.errors import BackboneError
+from backbone.model_paths import resolve_model
+from backbone.recipes import Recipe, recipe_hash
+from backbone.registry import ArtifactManifest, Lineage, Registry
+from backbone.training.inputs import build_stage_inputs
+from backbone.training.loop import train_stage
+from backbone.training.plan import StagePlan
+
+
+@dataclass(frozen=True)
+class StageRun:
+    """Where and how a stage runs.
+
+    Args:
+        workers: Ray Train workers (DDP ranks).
+        use_gpu: one GPU per worker.
+        cpus_per_worker: CPU cores (and torch threads) per worker.
+        max_failures: worker-group restarts allowed; each resumes from the latest epoch checkpoint.
+    """
+
+    workers: int = 1
+    use_gpu: bool = False
+    cpus_per_worker: int = 1
+    max_failures: int = 2
+
+
+def dataset_checksum(dataset_dir: Path) -> str:
+    """One checksum of a prepared dataset: a hash of its manifest's file checksums, recorded in every lineage."""
+    files = read_manifest(dataset_dir).files
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def stage_cache_key(
+    recipe: Recipe, component: Literal["retriever", "reranker"], stage_name: str, parent: str | None, data: str
+) -> str:
+    """What makes a stage's checkpoint reusable: the component's spec up to this stage, its parent and its data."""
+    spec = getattr(recipe, component)
+    names = spec.stage_names()
+    upto = spec.model_dump(mode="json")
+    upto["stages"] = upto["stages"][: names.index(stage_name)]
+    key = {
+        "component": component,
+        "stage": stage_name,
+        "spec": upto,
+        "metrics": getattr(recipe.evaluation, f"{component}_metrics"),
+        "eval_split": recipe.dataset.eval_split,
+        "rerank_candidates": recipe.evaluation.rerank_candidates,
+        "parent": parent,
+        "data": data,
+        "seed": recipe.seed,
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def run_stage(
+    recipe: Recipe,
+    component: Literal["retriever", "reranker"],
+    stage_name: str,
+    parent: ArtifactManifest | None,
+    dataset_dir: Path,
+    registry: Registry,
+    run: StageRun,
+) -> ArtifactManifest:
+    """Train (or, for ``base``, only evaluate) one stage and publish its checkpoint; reuse it if already published.
+
+    The checkpoint artifact is the model folder (loadable with ``SentenceTransformer(path)`` or
+    ``CrossEncoder(path)``) with the stage's evaluation metrics; a retriever stage also publishes the corpus index it
+    was evaluated with, its lineage naming the checkpoint.
+
+    Args:
+        recipe: the recipe.
+        component: ``retriever`` or ``reranker``.
+        stage_name: a stage of that component, or ``base``.
+        parent: the checkpoint the stage starts from (``None`` for ``base``).
+        dataset_dir: the recipe's prepared dataset.
+        registry: where checkpoints go (Ray Train's own epoch checkpoints go under ``<registry>/ray-train``).
+        run: workers and resources.
+
+    Example:
+        >>> base = run_stage(recipe, "retriever", "base", None, dataset_dir, Registry(), StageRun())  # doctest: +SKIP
+    """
+    spec = getattr(recipe, component)
+    stage = None if stage_name == "base" else next(s for s in spec.stages if s.name == stage_name)
+    data = dataset_checksum(dataset_dir)
+    key = stage_cache_key(recipe, component, stage_name, parent.id if parent else None, data)
+    if (found := registry.find("checkpoint", key)) is not None:
+        print(f"[{component}/{stage_name}] reusing {found.id}", flush=True)
+        return found
+    if stage is not None and stage.batch_size % run.workers:
+        raise BackboneError(
+            f"{component}.stages[{stage_name}].batch_size: {stage.batch_size} does not split evenly across "
+            f"{run.workers} workers"
+        )
+
+    plan = StagePlan(
+        component=component,
+        spec=spec,
+        stage=stage,
+        init_path=str(registry.materialize(parent.id)) if parent else resolve_model(spec.model),
+        metrics=getattr(recipe.evaluation, f"{component}_metrics"),
+        seed=recipe.seed,
+        threads=run.cpus_per_worker,
+    )
+    trainer = TorchTrainer(
+        train_stage,
+        train_loop_config={"plan": plan, "inputs": build_stage_inputs(recipe, spec, stage, dataset_dir)},
+        scaling_config=ScalingConfig(
+            num_workers=run.workers, use_gpu=run.use_gpu, resources_per_worker={"CPU": run.cpus_per_worker}
+        ),
+        run_config=RunConfig(
+            name=f"{recipe.name}-{component}-{stage_name}-{key[:8]}",
+            storage_path=posixpath.join(registry.root.base, "ray-train"),
+            storage_filesystem=registry.root.fs,
+            failure_config=FailureConfig(max_failures=run.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=1),
+        ),
+    )
+    result = trainer.fit()
+    lineage = Lineage(parents=[parent.id] if parent else [], recipe_hash=recipe_hash(recipe), dataset_checksum=data)
+    params = {
+        "component": component,
+        "stage": stage_name,
+        "base_model": spec.model,
+        "stage_spec": stage.model_dump(mode="json") if stage else None,
+        "workers": run.workers,
+        "use_gpu": run.use_gpu,
+    }
+    # The epoch checkpoint may live on object storage: as_directory() gives a local copy either way.
+    with result.checkpoint.as_directory() as folder:
+        checkpoint = registry.publish(
+            "checkpoint",
+            Path(folder) / "model",
+            name=f"{component}/{stage_name}",
+            lineage=lineage,
+            metrics={name: float(value) for name, value in result.metrics.items()},
+            params=params,
+            cache_key=key,
+        )
+        if (Path(folder) / "index").is_dir():
+            registry.publish(
+                "index",
+                Path(folder) / "index",
+                name=f"{component}/{stage_name}/index",
+                lineage=Lineage(parents=[checkpoint.id], recipe_hash=lineage.recipe_hash, dataset_checksum=data),
+                params={"checkpoint": checkpoint.id},
+                cache_key=f"index:{checkpoint.id}",
+            )
+    return checkpoint

@@ -1,0 +1,39 @@
+"""Cluster tests: a real local Ray on loopback, tiny models, and a small prepared subset of the real STARD data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import ray
+
+from backbone.data import build_subset, load_stard, prepare_dataset
+
+
+@pytest.fixture(scope="session")
+def local_ray() -> None:
+    """A private two-CPU Ray for the whole session, on loopback, stopped at the end.
+
+    Workers import the tests' own modules (a test's train loop is pickled by reference), so they get the test
+    folders on their path.
+    """
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    tests = Path(__file__).resolve().parents[1]
+    ray.init(
+        num_cpus=2,
+        _node_ip_address="127.0.0.1",
+        include_dashboard=False,
+        runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(tests / "cluster"), str(tests)])}},
+    )
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def small_dataset(stard_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """24 train and 8 dev queries of real STARD over a 120-document corpus."""
+    subset = build_subset(load_stard(stard_dir), seed=1, queries={"train": 24, "dev": 8}, corpus_size=120)
+    out = tmp_path_factory.mktemp("datasets") / "tiny"
+    prepare_dataset(subset, out, name="tiny")
+    return out

@@ -1,0 +1,184 @@
+"""Stages on a real local Ray Train: 2 workers match 1, a killed worker resumes, checkpoints reproduce their metrics."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+import ray.train
+import torch
+import torch.distributed as dist
+from ray.train import ScalingConfig
+from ray.train.torch import TorchTrainer, prepare_model
+from sentence_transformers import CrossEncoder, SentenceTransformer
+from tiny_recipe import tiny_recipe
+
+from backbone.evaluation import DenseIndex, evaluate, rerank
+from backbone.models import score_pairs
+from backbone.registry import Registry
+from backbone.training import StageRun, run_stage
+from backbone.training.inputs import build_stage_inputs
+from backbone.training.reranker_task import RerankerTask
+from backbone.training.retriever_task import RetrieverTask
+
+pytestmark = pytest.mark.cluster
+
+RETRIEVER_STAGE = {
+    "name": "refine",
+    "data": {"tables": ["train"], "max_examples": 16},
+    "negatives": {"policy": "mined", "count": 2, "rank_range": [1, 20], "random_fraction": 0.5},
+    "loss": "infonce",
+    "epochs": 1,
+    "learning_rate": 1e-3,
+    "batch_size": 4,
+}
+RERANKER_STAGE = {
+    "name": "refine",
+    "data": {"tables": ["train"], "max_examples": 16},
+    "negatives": {"policy": "in_batch", "count": 2},
+    "loss": "listwise_ce",
+    "epochs": 1,
+    "learning_rate": 1e-3,
+    "batch_size": 4,
+}
+ANCHORS = [f"问题 {i} 关于合同的效力" for i in range(8)]
+PASSAGES = [f"第{i}条 合同依法成立，自成立时生效。" * (1 + i % 3) for i in range(8)]
+
+
+def _first_step(config: dict) -> None:
+    """One training step of both tasks on a fixed global batch of 8; reports the loss and the synced gradients."""
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    share = slice(rank * 8 // world, (rank + 1) * 8 // world)
+    torch.manual_seed(0)
+    report = {}
+    for name, task in (("retriever", config["retriever"]), ("reranker", config["reranker"])):
+        model = task.load(config["model_dir"])
+        ddp_model = prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": False})
+        task.prepare(model, ddp_model)
+        negatives = [[PASSAGES[(i + 3) % 8], PASSAGES[(i + 5) % 8]] for i in range(8)]
+        loss = task.loss(model, ANCHORS[share], PASSAGES[share], negatives[share])
+        loss.backward()
+        gradient = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+        total = loss.detach().clone()
+        if dist.is_initialized():
+            dist.all_reduce(total)
+            total /= world
+        report[f"{name}_loss"] = float(total)
+        report[f"{name}_gradient"] = gradient.tolist()
+    ray.train.report(report)
+    if rank == 0:
+        Path(config["out"]).write_text(repr(report))
+
+
+def _first_step_result(workers: int, tasks: dict, model_dir: Path, out: Path) -> dict:
+    TorchTrainer(
+        _first_step,
+        train_loop_config={**tasks, "model_dir": str(model_dir), "out": str(out)},
+        scaling_config=ScalingConfig(num_workers=workers),
+    ).fit()
+    return eval(out.read_text())
+
+
+def test_two_workers_match_one_on_the_first_step(
+    local_ray: None, stard_dir: Path, tiny_encoder_dir: Path, tmp_path: Path
+) -> None:
+    recipe = tiny_recipe(stard_dir, tiny_encoder_dir, RETRIEVER_STAGE, RERANKER_STAGE)
+    tasks = {
+        "retriever": RetrieverTask(recipe.retriever, recipe.retriever.stages[0], ["recall@10"]),
+        "reranker": RerankerTask(recipe.reranker, recipe.reranker.stages[0], ["mrr@10"]),
+    }
+    one = _first_step_result(1, tasks, tiny_encoder_dir, tmp_path / "one")
+    two = _first_step_result(2, tasks, tiny_encoder_dir, tmp_path / "two")
+    for name in ("retriever", "reranker"):
+        assert two[f"{name}_loss"] == pytest.approx(one[f"{name}_loss"], rel=1e-5)
+        single, double = np.array(one[f"{name}_gradient"]), np.array(two[f"{name}_gradient"])
+        assert np.abs(single).max() > 0
+        # Shards pad to different lengths, so float32 sums differ in their last bits: compare at the gradient's scale.
+        np.testing.assert_allclose(double, single, rtol=1e-3, atol=1e-3 * np.abs(single).max())
+        cosine = double @ single / (np.linalg.norm(double) * np.linalg.norm(single))
+        assert cosine > 0.99999
+
+
+def _kill_a_worker_after_first_checkpoint(storage: Path, killed: list[int], stop: threading.Event) -> None:
+    while not stop.is_set() and not any(storage.glob("*-retriever-refine-*/checkpoint_*")):
+        time.sleep(0.2)
+    # The folder appears while the checkpoint uploads; a report registers it about 2 s later (the controller's poll).
+    stop.wait(4.0)
+    while not stop.is_set():
+        workers = [
+            process
+            for process in psutil.process_iter(["cmdline"])
+            if "RayTrainWorker" in " ".join(process.info["cmdline"] or [])
+        ]
+        if workers:
+            killed.append(workers[-1].pid)
+            os.kill(workers[-1].pid, signal.SIGKILL)
+            return
+        time.sleep(0.2)
+
+
+def test_killed_worker_resumes_and_publishes_once(
+    local_ray: None, stard_dir: Path, tiny_encoder_dir: Path, small_dataset: Path, tmp_path: Path
+) -> None:
+    stage = {**RETRIEVER_STAGE, "epochs": 5}
+    recipe = tiny_recipe(stard_dir, tiny_encoder_dir, stage, RERANKER_STAGE)
+    registry = Registry(str(tmp_path / "registry"))
+    base = run_stage(recipe, "retriever", "base", None, small_dataset, registry, StageRun(workers=1))
+    killed: list[int] = []
+    stop = threading.Event()
+    killer = threading.Thread(
+        target=_kill_a_worker_after_first_checkpoint, args=(tmp_path / "registry" / "ray-train", killed, stop)
+    )
+    killer.start()
+    try:
+        checkpoint = run_stage(recipe, "retriever", "refine", base, small_dataset, registry, StageRun(workers=2))
+    finally:
+        stop.set()
+        killer.join()
+    assert killed, "no worker was killed: the test did not exercise a failure"
+    assert checkpoint.metrics["restarts"] >= 1
+    assert checkpoint.metrics["steps"] == 5 * 4  # 16 examples / batch 4, 5 epochs: nothing lost, nothing repeated
+    published = [a for a in registry.list("checkpoint") if a.name == "retriever/refine"]
+    assert [a.id for a in published] == [checkpoint.id]
+    assert [a.name for a in registry.list("index")] == ["retriever/base/index", "retriever/refine/index"]
+
+
+def test_checkpoints_load_plainly_and_reproduce_their_metrics(
+    local_ray: None, stard_dir: Path, tiny_encoder_dir: Path, small_dataset: Path, tmp_path: Path
+) -> None:
+    recipe = tiny_recipe(stard_dir, tiny_encoder_dir, RETRIEVER_STAGE, RERANKER_STAGE)
+    registry = Registry(str(tmp_path / "registry"))
+    one = StageRun(workers=1)
+    retriever = run_stage(recipe, "retriever", "refine", None, small_dataset, registry, one)
+    reranker = run_stage(recipe, "reranker", "refine", None, small_dataset, registry, one)
+    inputs = build_stage_inputs(recipe, recipe.reranker, None, small_dataset)
+
+    model = SentenceTransformer(str(registry.materialize(retriever.id)))
+    corpus = model.encode(inputs.passages, prompt_name="passage", normalize_embeddings=True)
+    model.max_seq_length = recipe.retriever.max_query_length  # queries are cut shorter than passages
+    queries = model.encode(list(inputs.eval_queries.values()), prompt_name="query", normalize_embeddings=True)
+    run = DenseIndex.build(inputs.corpus_ids, corpus).search(list(inputs.eval_queries), queries, 10)
+    for metric, value in evaluate(inputs.eval_qrels, run, recipe.evaluation.retriever_metrics).items():
+        assert value == pytest.approx(retriever.metrics[metric], abs=1e-6), metric
+
+    # Loaded plainly; scored with the recipe's truncation rule (query cut first to max_query_length, see models).
+    cross = CrossEncoder(str(registry.materialize(reranker.id)))
+    candidates = {q: {d: -float(r) for r, d in enumerate(docs)} for q, docs in inputs.eval_candidates.items()}
+    passages = dict(zip(inputs.corpus_ids, inputs.passages, strict=True))
+    reranked = rerank(
+        candidates,
+        lambda queries, passages: score_pairs(cross, recipe.reranker, queries, passages),
+        inputs.eval_queries,
+        passages,
+        depth=10,
+    )
+    for metric, value in evaluate(inputs.eval_qrels, reranked, recipe.evaluation.reranker_metrics).items():
+        assert value == pytest.approx(reranker.metrics[metric], abs=1e-6), metric
+    assert retriever.metrics["examples"] == 16 and retriever.metrics["steps"] == 4

@@ -1,0 +1,165 @@
+"""The retriever on tiny models: embeddings, prompts, lengths, padding, checkpoints, freezing and a training loss."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+from backbone.models import (
+    build_retriever,
+    encode_passages,
+    encode_queries,
+    load_retriever,
+    retriever_features,
+)
+from backbone.recipes import Retriever
+
+TEXTS = ["谁可以成为个体工商户？", "who can pay the debt of the company?", "合同"]
+LONG = "合同是民事主体之间设立变更终止民事法律关系的协议 " * 20
+
+
+ENCODER = {"query_prefix": "query: ", "passage_prefix": "passage: ", "max_query_length": 12, "max_passage_length": 24}
+DECODER = {"family": "decoder", "pooling": "last_token", "instruction": "Find the statute", "max_query_length": 48}
+
+
+@pytest.fixture
+def encoder_spec(tiny_encoder_dir: Path) -> Retriever:
+    return Retriever(model=str(tiny_encoder_dir), **ENCODER)
+
+
+@pytest.fixture
+def decoder_spec(tiny_decoder_dir: Path) -> Retriever:
+    return Retriever(model=str(tiny_decoder_dir), max_passage_length=32, **DECODER)
+
+
+@pytest.fixture(params=["encoder_spec", "decoder_spec"])
+def spec(request: pytest.FixtureRequest) -> Retriever:
+    return request.getfixturevalue(request.param)
+
+
+def test_embeddings_are_float32_unit_rows(spec: Retriever) -> None:
+    model = build_retriever(spec)
+    for embeddings in (encode_queries(model, spec, TEXTS), encode_passages(model, spec, [*TEXTS, LONG])):
+        assert embeddings.dtype == np.float32
+        assert embeddings.shape == (len(embeddings), 32)
+        np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-6)
+    assert encode_queries(model, spec, []).shape == (0, 32)
+
+
+def test_encodings_are_the_training_features_forwarded(spec: Retriever) -> None:
+    model = build_retriever(spec)
+    for role, encode in (("query", encode_queries), ("passage", encode_passages)):
+        with torch.no_grad():
+            forwarded = model(retriever_features(model, spec, [*TEXTS, LONG], role))["sentence_embedding"]
+        np.testing.assert_allclose(encode(model, spec, [*TEXTS, LONG], batch_size=2), forwarded.numpy(), atol=1e-6)
+
+
+def test_each_role_reads_its_prompt(encoder_spec: Retriever) -> None:
+    model = build_retriever(encoder_spec)
+    for role, prompt in (("query", "query: "), ("passage", "passage: ")):
+        prompt_ids = model.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        input_ids = retriever_features(model, encoder_spec, ["who can pay"], role)["input_ids"][0].tolist()
+        assert input_ids[1 : 1 + len(prompt_ids)] == prompt_ids  # after [CLS]
+    assert not np.allclose(encode_queries(model, encoder_spec, TEXTS), encode_passages(model, encoder_spec, TEXTS))
+
+
+def test_decoder_queries_read_the_instruction(decoder_spec: Retriever) -> None:
+    model = build_retriever(decoder_spec)
+    prompt_ids = model.tokenizer("Instruct: Find the statute\nQuery:", add_special_tokens=False)["input_ids"]
+    input_ids = retriever_features(model, decoder_spec, ["who can pay"], "query")["input_ids"][0].tolist()
+    assert input_ids[: len(prompt_ids)] == prompt_ids
+    assert model.prompts["query"] == "Instruct: Find the statute\nQuery:"
+
+
+def test_each_role_is_cut_to_its_length(spec: Retriever) -> None:
+    model = build_retriever(spec)
+    queries = retriever_features(model, spec, [LONG, "law"], "query")
+    passages = retriever_features(model, spec, [LONG, "law"], "passage")
+    assert queries["attention_mask"].sum(dim=1).tolist()[0] == spec.max_query_length
+    assert passages["attention_mask"].sum(dim=1).tolist()[0] == spec.max_passage_length
+    assert model.max_seq_length == spec.max_passage_length
+
+
+def test_decoder_texts_end_with_eos_and_pad(decoder_spec: Retriever) -> None:
+    model = build_retriever(decoder_spec)
+    tokenizer = model.tokenizer
+    assert tokenizer.pad_token is not None
+    features = retriever_features(model, decoder_spec, ["who", LONG], "passage")
+    for ids, mask in zip(features["input_ids"], features["attention_mask"], strict=True):
+        assert ids[mask.bool()][-1].item() == tokenizer.eos_token_id  # kept even when the text is cut
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_last_token_pooling_ignores_padding(decoder_spec: Retriever, side: str) -> None:
+    model = build_retriever(decoder_spec)
+    model.tokenizer.padding_side = side
+    alone = encode_queries(model, decoder_spec, ["who"])
+    padded = encode_queries(model, decoder_spec, ["who", LONG])  # "who" is padded to the long text's length
+    np.testing.assert_allclose(padded[0], alone[0], atol=1e-5)
+
+
+def test_a_saved_retriever_describes_itself(spec: Retriever, tmp_path: Path) -> None:
+    spec = spec.model_copy(update={"max_query_length": 100, "max_passage_length": 100})  # plain ST cuts elsewhere
+    model = build_retriever(spec)
+    model.save(str(tmp_path))
+    plain = SentenceTransformer(str(tmp_path))
+    np.testing.assert_allclose(plain.encode(TEXTS, prompt_name="query"), encode_queries(model, spec, TEXTS), atol=1e-6)
+    np.testing.assert_allclose(plain.encode_document(TEXTS), encode_passages(model, spec, TEXTS), atol=1e-6)
+    loaded = load_retriever(str(tmp_path), spec)
+    np.testing.assert_allclose(encode_queries(loaded, spec, TEXTS), encode_queries(model, spec, TEXTS), atol=1e-6)
+
+
+def test_the_unused_pooler_is_frozen(encoder_spec: Retriever, tmp_path: Path) -> None:
+    model = build_retriever(encoder_spec)
+    transformer = model.transformers_model
+    assert not any(parameter.requires_grad for parameter in transformer.pooler.parameters())
+    assert transformer.get_input_embeddings().weight.requires_grad
+    model.save(str(tmp_path))
+    loaded = load_retriever(str(tmp_path), encoder_spec)
+    assert not any(parameter.requires_grad for parameter in loaded.transformers_model.pooler.parameters())
+
+
+def test_freeze_embeddings_freezes_only_the_word_embeddings(spec: Retriever, tmp_path: Path) -> None:
+    frozen_spec = spec.model_copy(update={"freeze_embeddings": True})
+    model = build_retriever(frozen_spec)
+    embeddings = model.transformers_model.get_input_embeddings().weight
+    assert not embeddings.requires_grad
+    assert any(parameter.requires_grad for parameter in model.parameters())
+    model.save(str(tmp_path))
+    assert not load_retriever(str(tmp_path), frozen_spec).transformers_model.get_input_embeddings().weight.requires_grad
+
+
+def test_features_train_with_multiple_negatives_ranking_loss(spec: Retriever) -> None:
+    frozen_spec = spec.model_copy(update={"freeze_embeddings": True})
+    model = build_retriever(frozen_spec)
+    model.train()
+    loss = MultipleNegativesRankingLoss(model)
+    features = [
+        retriever_features(model, frozen_spec, ["谁可以成为个体工商户？", "who can pay?"], "query"),
+        retriever_features(model, frozen_spec, ["个体工商户条例第二条", "the company pays its debt"], "passage"),
+    ]
+    value = loss(features, None)
+    value.backward()
+    assert torch.isfinite(value)
+    gradients = {name: parameter.grad for name, parameter in model.named_parameters()}
+    assert all(gradients[name] is None for name, p in model.named_parameters() if not p.requires_grad)
+    trained = [grad for name, grad in gradients.items() if grad is not None]
+    assert trained
+    assert all(torch.isfinite(grad).all() for grad in trained)
+    assert any(grad.count_nonzero() for grad in trained)
+
+
+def test_encoding_leaves_a_training_model_training(encoder_spec: Retriever) -> None:
+    model = build_retriever(encoder_spec)
+    model.train()
+    encode_queries(model, encoder_spec, TEXTS)
+    encode_passages(model, encoder_spec, TEXTS)
+    assert model.training
+    model.eval()
+    encode_queries(model, encoder_spec, TEXTS)
+    assert not model.training
