@@ -10,7 +10,9 @@ or on a cluster:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from backbone.data import build_recipe_dataset
@@ -33,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         "--gpu", action=argparse.BooleanOptionalAction, default=None, help="Train on GPUs (default: the recipe's)."
     )
     parser.add_argument("--registry", help="Artifact registry URI (default: $BACKBONE_REGISTRY).")
+    parser.add_argument("--report", type=Path, help="Also write the tables to this Markdown file.")
     args = parser.parse_args(argv)
     try:
         recipe = load_recipe(args.recipe)
@@ -58,7 +61,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print("\n\n".join(tables))
+    if args.report:
+        args.report.write_text(_report(argv, recipe.name, run, tables), encoding="utf-8")
     return 0
+
+
+def _report(argv: list[str] | None, recipe: str, run: StageRun, tables: list[str]) -> str:
+    command = " ".join(["python jobs/train.py", *(sys.argv[1:] if argv is None else argv)])
+    machine = f"{os.cpu_count()} CPU cores" + (", GPU" if run.use_gpu else "")
+    return (
+        f"# Per-stage results: {recipe}\n\n"
+        f"Regenerate with `{command}` ({run.workers} Ray Train workers, {machine}, "
+        f"{datetime.now(UTC):%Y-%m-%d}). Metrics are on the recipe's evaluation split; the retriever's over the "
+        "whole corpus, the reranker's over the fixed BM25 candidate list.\n\n" + "\n\n".join(tables) + "\n"
+    )
 
 
 if __name__ == "__main__":

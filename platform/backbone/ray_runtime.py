@@ -25,4 +25,5 @@ def ensure_ray(num_cpus: int | None = None) -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init()
         return
-    ray.init(num_cpus=num_cpus, _node_ip_address="127.0.0.1", include_dashboard=False)
+    # The dashboard stays on: Ray Train's placement-group cleaner polls the state API it serves.
+    ray.init(num_cpus=num_cpus, _node_ip_address="127.0.0.1", dashboard_host="127.0.0.1")

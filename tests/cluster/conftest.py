@@ -23,7 +23,7 @@ def local_ray() -> None:
     ray.init(
         num_cpus=2,
         _node_ip_address="127.0.0.1",
-        include_dashboard=False,
+        dashboard_host="127.0.0.1",  # Ray Train's placement-group cleaner polls the state API it serves
         runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(tests / "cluster"), str(tests)])}},
     )
     yield

@@ -95,3 +95,10 @@ def test_load_errors_name_the_file(corpus: tuple[list[str], np.ndarray], tmp_pat
     (tmp_path / "index.faiss").write_bytes(b"not an index")
     with pytest.raises(DataError, match=r"index\.faiss: not a FAISS index"):
         DenseIndex.load(tmp_path)
+
+
+def test_vectors_return_the_stored_embeddings_in_order(tmp_path: Path) -> None:
+    embeddings = np.random.default_rng(3).normal(size=(5, 4)).astype(np.float32)
+    index = DenseIndex.build([f"d{i}" for i in range(5)], embeddings)
+    index.save(tmp_path)
+    np.testing.assert_array_equal(DenseIndex.load(tmp_path).vectors(), embeddings)

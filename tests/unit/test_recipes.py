@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from backbone.errors import RecipeError
+from backbone.errors import BackboneError, RecipeError
 from backbone.model_paths import resolve_model
 from backbone.recipes import load_recipe, recipe_hash
 
@@ -140,7 +140,8 @@ def test_recipe_hash_is_stable_and_tracks_content(tmp_path: Path) -> None:
     assert recipe_hash(load_recipe(_write(tmp_path, recipe))) != first
 
 
-def test_models_resolve_to_the_local_directory_before_the_hub(tmp_path: Path) -> None:
+def test_models_resolve_to_the_local_directory_before_the_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     local = tmp_path / "intfloat" / "multilingual-e5-small"
     local.mkdir(parents=True)
     assert resolve_model("intfloat/multilingual-e5-small", tmp_path) == str(local)
@@ -163,3 +164,9 @@ def test_cli_check_accepts_shipped_and_rejects_broken(tmp_path: Path) -> None:
     assert bad.returncode == 2
     assert "reranker.stages[2].loss: unknown loss 'infonce2'" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_an_offline_machine_names_where_it_looked_for_a_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(BackboneError, match=r"not in the local model directory .* BACKBONE_MODELS_DIR"):
+        resolve_model("intfloat/other-model", tmp_path)

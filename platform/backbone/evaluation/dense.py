@@ -95,6 +95,10 @@ class DenseIndex:
             for query_id, row, row_scores in zip(query_ids, indices.tolist(), scores, strict=True)
         }
 
+    def vectors(self) -> np.ndarray:
+        """Every document's embedding, in ``doc_ids`` order (exact: the flat index stores them as given)."""
+        return self._index.reconstruct_n(0, len(self))
+
     def save(self, directory: Path) -> None:
         """Write ``index.faiss`` (FAISS's own format) and ``doc_ids.json`` into ``directory``, creating it.
 

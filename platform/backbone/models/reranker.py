@@ -95,6 +95,7 @@ def score_pairs(
             batch_size=batch_size,
             activation_fn=nn.Identity(),
             convert_to_numpy=True,
+            show_progress_bar=False,  # stage logs report progress; bars from every worker drown them
             processing_kwargs=_cut(spec),
         )
     return np.asarray(scores, dtype=np.float32).reshape(len(queries))

@@ -135,6 +135,7 @@ def _encode(model: SentenceTransformer, spec: Retriever, texts: list[str], role:
             batch_size=batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
+            show_progress_bar=False,  # stage logs report progress; bars from every worker drown them
             processing_kwargs=_cut(spec, role),
         )
     # reshape: an empty list encodes to an empty 1-D array

@@ -27,7 +27,9 @@ import torch
 import torch.distributed as dist
 from ray.train.torch import prepare_model
 
+from backbone.evaluation import DenseIndex
 from backbone.recipes import LoraFinetune, Stage
+from backbone.registry import Registry
 from backbone.training.inputs import StageInputs
 from backbone.training.negatives import QueryRanking, choose_negatives, in_batch_negatives, keeps_query
 from backbone.training.plan import StagePlan
@@ -76,10 +78,12 @@ def _train(plan: StagePlan, stage: Stage, task: Task, model: torch.nn.Module, in
     optimizer = torch.optim.AdamW(trainable, lr=stage.learning_rate)
     rank, world = _rank_and_world()
 
-    corpus_embeddings = None
+    corpus_embeddings = _start_embeddings(plan, inputs) if state["epochs_done"] == 0 else None
     rankings: dict[str, QueryRanking] = {}
     if state["selected"] is None:
-        rankings, corpus_embeddings = _rank(task, model, stage, inputs, range(len(inputs.example_queries)))
+        if stage.data.queries.mode != "all":  # selection needs every query ranked; otherwise rank only the kept
+            everything = range(len(inputs.example_queries))
+            rankings, corpus_embeddings = _rank(task, model, stage, inputs, everything, corpus_embeddings)
         state["selected"] = _select(plan, stage, inputs, rankings)
     selected: list[int] = state["selected"]
     # Fewer examples than one batch still train, in one smaller batch that splits evenly across the workers.
@@ -196,6 +200,15 @@ def _rank(
     with torch.no_grad():
         rankings, corpus_embeddings = task.rank(model, queries, inputs, depth, corpus_embeddings)
     return dict(zip(queries, rankings, strict=True)), corpus_embeddings
+
+
+def _start_embeddings(plan: StagePlan, inputs: StageInputs) -> np.ndarray | None:
+    # The starting checkpoint's index holds exactly the corpus embeddings the first ranking needs.
+    if plan.start_index is None:
+        return None
+    registry_uri, index_id = plan.start_index
+    index = DenseIndex.load(Registry(registry_uri).materialize(index_id))
+    return index.vectors() if index.doc_ids == inputs.corpus_ids else None
 
 
 def _select(plan: StagePlan, stage: Stage, inputs: StageInputs, rankings: dict[str, QueryRanking]) -> list[int]:

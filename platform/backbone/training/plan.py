@@ -21,6 +21,8 @@ class StagePlan:
         seed: seed of sampling, shuffling and initialisation.
         threads: torch threads per worker.
         log_interval_s: at most one progress line per this many seconds (plus each epoch's first and last step).
+        start_index: retriever only: the registry URI and id of the starting checkpoint's corpus index, whose
+            embeddings the first ranking reuses instead of encoding the corpus again.
     """
 
     component: Literal["retriever", "reranker"]
@@ -31,6 +33,7 @@ class StagePlan:
     seed: int
     threads: int = 1
     log_interval_s: float = 10.0
+    start_index: tuple[str, str] | None = None
 
     @property
     def label(self) -> str:

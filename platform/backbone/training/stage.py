@@ -115,6 +115,7 @@ def run_stage(
         metrics=getattr(recipe.evaluation, f"{component}_metrics"),
         seed=recipe.seed,
         threads=run.cpus_per_worker,
+        start_index=_index_of(registry, parent) if component == "retriever" and parent else None,
     )
     trainer = TorchTrainer(
         train_stage,
@@ -161,3 +162,8 @@ def run_stage(
                 cache_key=f"index:{checkpoint.id}",
             )
     return checkpoint
+
+
+def _index_of(registry: Registry, checkpoint: ArtifactManifest) -> tuple[str, str] | None:
+    index = registry.find("index", f"index:{checkpoint.id}")
+    return (registry.uri, index.id) if index else None
