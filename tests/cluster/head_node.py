@@ -10,6 +10,9 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -39,6 +42,11 @@ def head_node(num_cpus: int = 2) -> Iterator[str]:
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={dashboard}",
             f"--ray-client-server-port={free_port()}",
+            # Every agent port too: a second Ray on the machine (the tests' own, a user's) holds the defaults.
+            f"--dashboard-agent-listen-port={free_port()}",
+            f"--dashboard-agent-grpc-port={free_port()}",
+            f"--runtime-env-agent-port={free_port()}",
+            f"--metrics-export-port={free_port()}",
         ],
         env=ray_env(),
         start_new_session=True,
@@ -63,3 +71,21 @@ def head_node(num_cpus: int = 2) -> Iterator[str]:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
+
+
+def submit(address: str, entrypoint: list[str], runtime_env: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``ray job submit`` of the repository as working dir; retried while the head's job agent is still starting."""
+    deadline = time.monotonic() + 60
+    while True:
+        command = ["ray", "job", "submit", "--address", address, "--working-dir", str(REPO)]
+        job = subprocess.run(
+            [*command, "--runtime-env-json", runtime_env, "--", *entrypoint],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        if "No available agent to submit job" not in job.stderr or time.monotonic() > deadline:
+            return job
+        time.sleep(2)

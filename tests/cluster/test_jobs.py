@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
+import json
 from pathlib import Path
 
 import pytest
 import yaml
-from head_node import head_node, ray_env
+from head_node import head_node, ray_env, submit
 
 from backbone.registry import Registry
 
 pytestmark = pytest.mark.cluster
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_train_job_runs_under_ray_job_submit(stard_dir: Path, tiny_encoder_dir: Path, tmp_path: Path) -> None:
@@ -47,32 +45,11 @@ def test_train_job_runs_under_ray_job_submit(stard_dir: Path, tiny_encoder_dir: 
     registry = tmp_path / "registry"
     env = {**ray_env(), "BACKBONE_HOME": str(tmp_path / "home"), "BACKBONE_REGISTRY": str(registry)}
     with head_node() as address:
-        job = subprocess.run(
-            [
-                "ray",
-                "job",
-                "submit",
-                "--address",
-                address,
-                "--working-dir",
-                str(REPO),
-                "--runtime-env-json",
-                f'{{"env_vars": {{"BACKBONE_HOME": "{tmp_path / "home"}", "BACKBONE_REGISTRY": "{registry}"}}}}',
-                "--",
-                "python",
-                "jobs/train.py",
-                "--recipe",
-                str(recipe_file),
-                "--component",
-                "retriever",
-                "--workers",
-                "2",
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
+        job = submit(
+            address,
+            ["python", "jobs/train.py", "--recipe", str(recipe_file), "--component", "retriever", "--workers", "2"],
+            json.dumps({"env_vars": {"BACKBONE_HOME": str(tmp_path / "home"), "BACKBONE_REGISTRY": str(registry)}}),
+            env,
         )
     assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
     assert "| retriever | recall@10 | ndcg@10 | examples | examples/s |" in job.stdout
