@@ -308,9 +308,6 @@ def main(argv: list[str] | None = None) -> int:
         "runs": [asdict(run) for run in runs],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    ignore = args.out.parent / ".gitignore"
-    if args.out.parent == REPO / "benchmarks/results" and not ignore.exists():
-        ignore.write_text("*\n")  # results stay out of git
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0
