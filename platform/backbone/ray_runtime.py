@@ -25,5 +25,6 @@ def ensure_ray(num_cpus: int | None = None) -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init()
         return
-    # The dashboard stays on: Ray Train's placement-group cleaner polls the state API it serves.
-    ray.init(num_cpus=num_cpus, _node_ip_address="127.0.0.1", dashboard_host="127.0.0.1")
+    # address="local": a fresh instance, never one that /tmp/ray/ray_current_cluster happens to name (a head started
+    # by `ray start` leaves that file behind). The dashboard stays on: Ray Train's cleaner polls its state API.
+    ray.init(address="local", num_cpus=num_cpus, _node_ip_address="127.0.0.1", dashboard_host="127.0.0.1")

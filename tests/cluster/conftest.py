@@ -21,6 +21,7 @@ def local_ray() -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     tests = Path(__file__).resolve().parents[1]
     ray.init(
+        address="local",
         num_cpus=2,
         _node_ip_address="127.0.0.1",
         dashboard_host="127.0.0.1",  # Ray Train's placement-group cleaner polls the state API it serves

@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ def ray_env() -> dict[str, str]:
 @contextmanager
 def head_node(num_cpus: int = 2) -> Iterator[str]:
     """Start ``ray start --head --block`` on 127.0.0.1; yield the dashboard (job API) address."""
-    dashboard = free_port()
+    dashboard, gcs = free_port(), free_port()
     process = subprocess.Popen(
         [
             "ray",
@@ -38,7 +39,7 @@ def head_node(num_cpus: int = 2) -> Iterator[str]:
             "--block",
             f"--num-cpus={num_cpus}",
             "--node-ip-address=127.0.0.1",
-            f"--port={free_port()}",
+            f"--port={gcs}",
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={dashboard}",
             f"--ray-client-server-port={free_port()}",
@@ -71,6 +72,11 @@ def head_node(num_cpus: int = 2) -> Iterator[str]:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
+        # `ray stop` would remove the head's address file; stopping by process group leaves it, and later Ray
+        # processes on the machine would then try to reach a head that is gone.
+        current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+        if current.is_file() and current.read_text().strip().endswith(f":{gcs}"):
+            current.unlink()
 
 
 def submit(address: str, entrypoint: list[str], runtime_env: str, env: dict[str, str]) -> subprocess.CompletedProcess:
