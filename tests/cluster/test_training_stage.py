@@ -170,7 +170,7 @@ def test_checkpoints_load_plainly_and_reproduce_their_metrics(
 
     # Loaded plainly; scored with the recipe's truncation rule (query cut first to max_query_length, see models).
     cross = CrossEncoder(str(registry.materialize(reranker.id)))
-    candidates = {q: {d: -float(r) for r, d in enumerate(docs)} for q, docs in inputs.eval_candidates.items()}
+    candidates = inputs.fixed_candidate_run()
     passages = dict(zip(inputs.corpus_ids, inputs.passages, strict=True))
     reranked = rerank(
         candidates,

@@ -8,7 +8,7 @@ from math import log2
 import pytest
 
 from backbone.errors import BackboneError
-from backbone.evaluation import evaluate, evaluate_per_query
+from backbone.evaluation import deepest_cutoff, evaluate, evaluate_per_query
 
 # q1: graded, two of three relevant retrieved at ranks 2 and 3. q2: the relevant document ties with another
 # (d4 ranks first by id). q3: no results at all. q4: results, none relevant. q9: not judged, so ignored.
@@ -96,3 +96,9 @@ def test_repeated_calls_are_fast() -> None:
     start = time.perf_counter()
     assert evaluate(qrels, run, metrics)["mrr@10"] == pytest.approx(1.0)
     assert time.perf_counter() - start < 2.0
+
+
+def test_deepest_cutoff_reads_the_largest_k() -> None:
+    assert deepest_cutoff(["recall@20", "ndcg@10", "recall@100", "mrr@10"]) == 100
+    with pytest.raises(BackboneError):
+        deepest_cutoff(["bleu@4"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -155,6 +156,13 @@ def test_cli_check_accepts_shipped_and_rejects_broken(tmp_path: Path) -> None:
     assert "valid (recipe hash" in ok.stdout
     assert "retriever stages: base -> alignment -> refinement -> calibration" in ok.stdout
     assert "search space: 48 assignments" in ok.stdout
+
+    offline = {**os.environ, "HF_HUB_OFFLINE": "1", "BACKBONE_MODELS_DIR": str(tmp_path / "no-models")}
+    missing = subprocess.run(
+        ["backbone", "recipe", "check", str(MINI)], capture_output=True, text=True, check=False, env=offline
+    )
+    assert missing.returncode == 0, missing.stderr
+    assert "retriever model: intfloat/multilingual-e5-small -> NOT AVAILABLE" in missing.stdout
 
     recipe = _mini()
     recipe["reranker"]["stages"][2]["loss"] = "infonce2"

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 import yaml
 
+from backbone.errors import BackboneError
 from backbone.model_paths import resolve_model
 from backbone.recipes import Recipe, load_recipe, recipe_hash
 
@@ -29,9 +30,12 @@ def check(
     typer.echo(f"# {recipe_file}: valid (recipe hash {recipe_hash(recipe)})")
     for component in ("retriever", "reranker"):
         name = getattr(recipe, component).model
-        location = resolve_model(name)
-        where = "local folder" if location != name or Path(name).is_absolute() else "model hub (not found locally)"
-        typer.echo(f"# {component} model: {name} -> {location} ({where})")
+        try:
+            location = resolve_model(name)
+            where = "local folder" if location != name or Path(name).is_absolute() else "model hub (not found locally)"
+            typer.echo(f"# {component} model: {name} -> {location} ({where})")
+        except BackboneError as err:  # the recipe is valid; where its model is comes later, so warn, don't fail
+            typer.echo(f"# {component} model: {name} -> NOT AVAILABLE: {err}")
         typer.echo(f"# {component} stages: {' -> '.join(getattr(recipe, component).stage_names())}")
     space = len(recipe.searched_stages("retriever")) * len(recipe.searched_stages("reranker")) * len(recipe.search.k)
     typer.echo(f"# search space: {space} assignments (retriever stage x reranker stage x K)")

@@ -14,7 +14,7 @@ Example:
 
 from backbone.evaluation.bm25 import BM25
 from backbone.evaluation.dense import DenseIndex
-from backbone.evaluation.metrics import evaluate, evaluate_per_query
+from backbone.evaluation.metrics import deepest_cutoff, evaluate, evaluate_per_query
 from backbone.evaluation.ranking import Qrels, Run, ranking, top_k
 from backbone.evaluation.rerank import ScoreFn, rerank
 from backbone.evaluation.runs import read_parquet_run, read_trec_run, write_parquet_run, write_trec_run
@@ -27,6 +27,7 @@ __all__ = [
     "Qrels",
     "Run",
     "ScoreFn",
+    "deepest_cutoff",
     "detect_language",
     "evaluate",
     "evaluate_per_query",

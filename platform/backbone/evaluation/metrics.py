@@ -83,6 +83,16 @@ def evaluate_per_query(qrels: Qrels, run: Run, metrics: list[str]) -> dict[str, 
     }
 
 
+def deepest_cutoff(metrics: list[str]) -> int:
+    """How many results per query the metrics read: the largest ``@k`` among them.
+
+    Example:
+        >>> deepest_cutoff(["recall@20", "ndcg@10", "recall@100"])
+        100
+    """
+    return max(int(_checked(metric).split("@")[1]) for metric in metrics)
+
+
 def _scores(qrels: Qrels, run: Run, metrics: list[str]) -> dict[str, np.ndarray]:
     names = list(dict.fromkeys(_checked(metric) for metric in metrics))
     if not names:

@@ -7,12 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from backbone.data import load_dataset
 from backbone.errors import BackboneError
-from backbone.evaluation import BM25, evaluate
-from backbone.models import passage_text
+from backbone.evaluation import BM25, deepest_cutoff, evaluate
 from backbone.recipes import Recipe
 from backbone.registry import ArtifactManifest, Registry
+from backbone.training.inputs import build_stage_inputs
 from backbone.training.stage import StageRun, run_stage
 
 Component = Literal["retriever", "reranker"]
@@ -71,24 +70,15 @@ def bm25_baselines(recipe: Recipe, dataset_dir: Path) -> dict[Component, dict[st
         >>> bm25_baselines(recipe, dataset_dir)["retriever"]["recall@100"]  # doctest: +SKIP
         0.83
     """
-    dataset = load_dataset(dataset_dir)
-    corpus = dataset.corpus.to_pydict()
-    passages = [
-        passage_text(recipe.retriever, title, text) for title, text in zip(corpus["title"], corpus["text"], strict=True)
-    ]
-    qrels = dataset.relevant(recipe.dataset.eval_split)
-    texts = dict(zip(dataset.queries["query_id"].to_pylist(), dataset.queries["text"].to_pylist(), strict=True))
-    bm25 = BM25.build(corpus["doc_id"], passages, language="auto")
+    # The same inputs the stages see: the reranker's row is the very candidate list its stages rerank.
+    reranker = build_stage_inputs(recipe, recipe.reranker, None, dataset_dir)
+    retriever = build_stage_inputs(recipe, recipe.retriever, None, dataset_dir)
     evaluation = recipe.evaluation
-    depth = max(int(metric.split("@")[1]) for metric in evaluation.retriever_metrics)
-    run = bm25.search({query: texts[query] for query in qrels}, k=max(depth, evaluation.rerank_candidates))
-    candidates = {
-        query: dict(sorted(docs.items(), key=lambda item: (-item[1], item[0]))[: evaluation.rerank_candidates])
-        for query, docs in run.items()
-    }
+    bm25 = BM25.build(retriever.corpus_ids, retriever.passages, language="auto")
+    run = bm25.search(retriever.eval_queries, k=deepest_cutoff(evaluation.retriever_metrics))
     return {
-        "retriever": evaluate(qrels, run, evaluation.retriever_metrics),
-        "reranker": evaluate(qrels, candidates, evaluation.reranker_metrics),
+        "retriever": evaluate(retriever.eval_qrels, run, evaluation.retriever_metrics),
+        "reranker": evaluate(reranker.eval_qrels, reranker.fixed_candidate_run(), evaluation.reranker_metrics),
     }
 
 

@@ -47,6 +47,12 @@ class StageInputs:
     mining_candidates: dict[str, list[str]] = field(default_factory=dict)
     eval_candidates: dict[str, list[str]] = field(default_factory=dict)
 
+    def fixed_candidate_run(self) -> dict[str, dict[str, float]]:
+        """The evaluation queries' fixed candidate lists as a run, in their first-stage order."""
+        return {
+            query: {doc: -float(rank) for rank, doc in enumerate(docs)} for query, docs in self.eval_candidates.items()
+        }
+
     @cached_property
     def position(self) -> dict[str, int]:
         """Each document id's index in ``corpus_ids`` and ``passages``."""

@@ -110,10 +110,7 @@ class RerankerTask:
 
     def evaluate(self, model: CrossEncoder, inputs: StageInputs, out_dir: Path) -> dict[str, float]:
         """Metrics on the evaluation split over the fixed first-stage candidate lists."""
-        candidates = {
-            query: {doc: float(-rank) for rank, doc in enumerate(docs)}
-            for query, docs in inputs.eval_candidates.items()
-        }
+        candidates = inputs.fixed_candidate_run()
         depth = max(len(docs) for docs in inputs.eval_candidates.values())
         run = rerank(
             candidates,

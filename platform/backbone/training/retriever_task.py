@@ -12,7 +12,7 @@ import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-from backbone.evaluation import DenseIndex, evaluate
+from backbone.evaluation import DenseIndex, deepest_cutoff, evaluate
 from backbone.models import (
     add_lora,
     build_retriever,
@@ -115,7 +115,7 @@ class RetrieverTask:
             [inputs.eval_queries[query] for query in query_ids],
             lambda chunk: encode_queries(model, self.spec, chunk, batch_size=self.batch_size),
         )
-        depth = max(int(metric.split("@")[1]) for metric in self.metrics)
+        depth = deepest_cutoff(self.metrics)
         run = index.search(query_ids, query_embeddings, depth)
         index.save(out_dir / "index")
         return evaluate(inputs.eval_qrels, run, self.metrics)
