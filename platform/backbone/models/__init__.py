@@ -1,11 +1,13 @@
 """The two components as sentence-transformers models: the retriever (bi-encoder) and the reranker (cross-encoder).
 
 Each is built from its recipe (:func:`build_retriever`, :func:`build_reranker`), loaded from a stage checkpoint
-(:func:`load_retriever`, :func:`load_reranker`), used for inference (:func:`encode_queries`,
-:func:`encode_passages`, :func:`score_pairs`) and fed to training (:func:`retriever_features`,
-:func:`reranker_features`). :func:`add_lora` / :func:`merge_lora` run a LoRA stage on either.
+(:func:`load_retriever`, :func:`load_reranker`, with :func:`checkpoint_spec` when the recipe is not at hand), used
+for inference (:func:`encode_queries`, :func:`encode_passages`, :func:`score_pairs`) and fed to training
+(:func:`retriever_features`, :func:`reranker_features`). :func:`add_lora` / :func:`merge_lora` run a LoRA
+stage on either.
 """
 
+from backbone.models.checkpoints import checkpoint_spec
 from backbone.models.freezing import prepare_for_training
 from backbone.models.lora import DEFAULT_TARGET_MODULES, add_lora, merge_lora
 from backbone.models.modes import evaluating
@@ -33,6 +35,7 @@ __all__ = [
     "add_lora",
     "build_reranker",
     "build_retriever",
+    "checkpoint_spec",
     "cut_to_tokens",
     "encode_passages",
     "encode_queries",

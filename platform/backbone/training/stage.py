@@ -137,6 +137,7 @@ def run_stage(
         "component": component,
         "stage": stage_name,
         "base_model": spec.model,
+        "spec": spec.model_dump(mode="json", exclude={"stages"}),
         "stage_spec": stage.model_dump(mode="json") if stage else None,
         "workers": run.workers,
         "use_gpu": run.use_gpu,
