@@ -39,12 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         recipe = load_recipe(args.recipe)
-        resources = recipe.resources
-        run = StageRun(
-            workers=args.workers or resources.workers,
-            use_gpu=resources.use_gpu if args.gpu is None else args.gpu,
-            cpus_per_worker=resources.cpus_per_worker,
-        )
+        run = StageRun.from_recipe(recipe.resources, args.workers, args.gpu)
         dataset_dir = build_recipe_dataset(recipe.dataset, recipe.name)
         registry = Registry(args.registry)
         ensure_ray()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from backbone.cli import data, recipe, registry
+from backbone.cli import data, pipeline, recipe, registry
 from backbone.errors import BackboneError
 
 app = typer.Typer(
@@ -18,6 +18,8 @@ app.add_typer(data.app, name="data")
 app.add_typer(recipe.app, name="recipe")
 app.add_typer(registry.app, name="registry")
 app.add_typer(registry.release_app, name="release")
+app.command()(pipeline.run)
+app.command()(pipeline.compare)
 
 
 def main() -> None:

@@ -198,6 +198,53 @@ class Releases:
 
         return self._append(name, change, note)
 
+    def propose(
+        self,
+        name: str,
+        *,
+        retriever_checkpoint: str,
+        reranker_checkpoint: str,
+        retriever_index: str | None = None,
+        applications: dict[str, AppSettings] | None = None,
+        note: str = "",
+    ) -> ReleaseRecord:
+        """Make release ``name`` serve exactly this: create it, or append a version that replaces everything.
+
+        What a search writes: its candidate backbone and every application's settings. If the current version
+        already serves exactly this, nothing is written and it is returned.
+
+        Args:
+            name: the release.
+            retriever_checkpoint: id of the retriever's checkpoint artifact.
+            reranker_checkpoint: id of the reranker's checkpoint artifact.
+            retriever_index: id of an index artifact built from ``retriever_checkpoint``, if any.
+            applications: settings of each application served.
+            note: why.
+
+        Raises:
+            RegistryError: an artifact is unknown, of the wrong kind, or (the index) not built from the checkpoint.
+
+        Example:
+            >>> releases.propose("stard-mini", retriever_checkpoint=r, reranker_checkpoint=s).version  # doctest: +SKIP
+            3
+        """
+        content = {
+            "retriever": self._slot("retriever", retriever_checkpoint, retriever_index),
+            "reranker": self._slot("reranker", reranker_checkpoint),
+            "applications": applications or {},
+        }
+        if self._versions(name):
+            current = self.current(name)
+            if all(getattr(current, field) == value for field, value in content.items()):
+                return current
+
+        def change(current: ReleaseRecord | None) -> dict[str, Any]:
+            if current is None:
+                return {**content, "change": "create"}
+            return {**content, "change": f"propose retriever {retriever_checkpoint}, reranker {reranker_checkpoint}"}
+
+        return self._append(name, change, note)
+
     def promote(
         self, name: str, component: Component, checkpoint: str, *, index: str | None = None, note: str = ""
     ) -> ReleaseRecord:

@@ -12,7 +12,7 @@ from backbone.evaluation import BM25, deepest_cutoff, evaluate
 from backbone.recipes import Recipe
 from backbone.registry import ArtifactManifest, Registry
 from backbone.training.inputs import build_stage_inputs
-from backbone.training.stage import StageRun, run_stage
+from backbone.training.stage import StageRun, dataset_checksum, run_stage, stage_cache_key
 
 Component = Literal["retriever", "reranker"]
 
@@ -59,6 +59,35 @@ def train_component(
     parent = None
     for name in ["base", *names[: last + 1]]:
         parent = run_stage(recipe, component, name, parent, dataset_dir, registry, run)
+        results.append(StageResult(component, name, parent))
+    return results
+
+
+def published_stages(
+    recipe: Recipe, component: Component, dataset_dir: Path, registry: Registry, stages: Sequence[str]
+) -> list[StageResult]:
+    """The published checkpoints of ``stages`` (and every stage before them), found without training anything.
+
+    Raises:
+        BackboneError: a stage has not been trained for this recipe and dataset.
+
+    Example:
+        >>> published_stages(recipe, "retriever", dataset_dir, Registry(), ["base", "refinement"])  # doctest: +SKIP
+    """
+    names = getattr(recipe, component).stage_names()
+    last = max(names.index(stage) for stage in stages)
+    data = dataset_checksum(dataset_dir)
+    results: list[StageResult] = []
+    parent: ArtifactManifest | None = None
+    for name in names[: last + 1]:
+        parent = registry.find(
+            "checkpoint", stage_cache_key(recipe, component, name, parent.id if parent else None, data)
+        )
+        if parent is None:
+            raise BackboneError(
+                f"{component} stage {name!r} of recipe {recipe.name!r} is not in registry {registry.uri}: "
+                "train it first (python jobs/train.py --recipe ..., or backbone run RECIPE)"
+            )
         results.append(StageResult(component, name, parent))
     return results
 

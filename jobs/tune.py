@@ -1,0 +1,15 @@
+"""Search stage assignments (retriever stage x reranker stage x K) with Ray Tune over already-trained stages.
+
+Resumes an interrupted search. Run directly (starts a private local Ray):
+    python jobs/tune.py --recipe jobs/recipes/stard-mini.yaml
+or on a cluster:
+    ray job submit --address http://127.0.0.1:8265 --working-dir . -- \
+        python jobs/tune.py --recipe jobs/recipes/stard-mini.yaml
+"""
+
+import sys
+
+from backbone.pipeline import job_main
+
+if __name__ == "__main__":
+    sys.exit(job_main(sys.argv[1:], train=False, description=__doc__.splitlines()[0]))

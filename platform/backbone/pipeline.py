@@ -1,0 +1,97 @@
+"""The whole method in one call: prepare the dataset, train both curricula, search stage assignments, release.
+
+Every step reuses what the registry already holds (prepared dataset, stage checkpoints, indexes, runs, pair
+scores, the Tune experiment, the release), so running it again does no model work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from backbone.data import build_recipe_dataset
+from backbone.errors import BackboneError
+from backbone.ray_runtime import ensure_ray
+from backbone.recipes import load_recipe
+from backbone.registry import Registry
+from backbone.selection import Selection, select_backbone
+from backbone.settings import backbone_home
+from backbone.training import StageRun, published_stages, train_component
+
+
+def run_pipeline(
+    recipe_path: Path,
+    *,
+    registry_uri: str | None = None,
+    workers: int | None = None,
+    use_gpu: bool | None = None,
+    report_dir: Path | None = None,
+    train: bool = True,
+) -> Selection:
+    """Run a recipe end to end and return what the search chose, with the report's path.
+
+    Args:
+        recipe_path: the recipe's YAML file.
+        registry_uri: the artifact registry (default: ``$BACKBONE_REGISTRY``).
+        workers: Ray Train workers per stage (default: the recipe's).
+        use_gpu: train on GPUs (default: the recipe's).
+        report_dir: where the report goes (default: ``$BACKBONE_HOME/reports/<recipe name>``).
+        train: false: only search, over stages already in the registry (what ``jobs/tune.py`` does).
+
+    Raises:
+        BackboneError: a bad recipe, missing data or models, or (``train=False``) a stage not trained yet.
+
+    Example:
+        >>> selection = run_pipeline(Path("jobs/recipes/stard-mini.yaml"))  # doctest: +SKIP
+        >>> selection.report  # doctest: +SKIP
+        PosixPath('/root/.cache/backbone/reports/stard-mini/report.md')
+    """
+    recipe = load_recipe(recipe_path)
+    dataset_dir = build_recipe_dataset(recipe.dataset, recipe.name)
+    registry = Registry(registry_uri)
+    ensure_ray()
+    checkpoints: dict[str, dict[str, str]] = {}
+    for component in ("retriever", "reranker"):
+        if train:
+            run = StageRun.from_recipe(recipe.resources, workers, use_gpu)
+            results = train_component(recipe, component, dataset_dir, registry, run)
+        else:
+            results = published_stages(recipe, component, dataset_dir, registry, recipe.searched_stages(component))
+        checkpoints[component] = {result.stage: result.checkpoint.id for result in results}
+    return select_backbone(
+        recipe, dataset_dir, registry, checkpoints, report_dir or backbone_home() / "reports" / recipe.name
+    )
+
+
+def job_main(argv: list[str] | None, *, train: bool, description: str) -> int:
+    """The command line of ``jobs/pipeline.py`` (``train=True``) and ``jobs/tune.py`` (``train=False``).
+
+    Example:
+        >>> job_main(["--recipe", "jobs/recipes/stard-mini.yaml"], train=False, description="search")  # doctest: +SKIP
+        0
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--recipe", type=Path, required=True, help="The recipe's YAML file.")
+    parser.add_argument("--registry", help="Artifact registry URI (default: $BACKBONE_REGISTRY).")
+    parser.add_argument("--report-dir", type=Path, help="Report folder (default: $BACKBONE_HOME/reports/<recipe>).")
+    if train:
+        parser.add_argument("--workers", type=int, help="Ray Train workers per stage (default: the recipe's).")
+        parser.add_argument(
+            "--gpu", action=argparse.BooleanOptionalAction, default=None, help="Train on GPUs (default: the recipe's)."
+        )
+    args = parser.parse_args(argv)
+    try:
+        selection = run_pipeline(
+            args.recipe,
+            registry_uri=args.registry,
+            workers=getattr(args, "workers", None),
+            use_gpu=getattr(args, "gpu", None),
+            report_dir=args.report_dir,
+            train=train,
+        )
+    except BackboneError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(selection.describe())
+    return 0

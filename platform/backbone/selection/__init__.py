@@ -1,0 +1,49 @@
+"""Assembling the backbone component-wise: each component's stage is chosen by the end-to-end metric.
+
+:func:`gather_evidence` does all model work once per checkpoint (indexes, evaluation runs, pair scores, cached in
+the registry); :func:`run_search` scores retriever stage x reranker stage x K with Ray Tune;
+:func:`choose_backbone` picks one stage pair for every application and each application's K inside its budget;
+:func:`select_backbone` does all of it, writes the release and the report; :func:`compare_releases` is an offline
+A/B of two releases.
+"""
+
+from backbone.selection.assemble import Selection, select_backbone
+from backbone.selection.assignment import Assignment, assignment_metrics, end_to_end_run, latency_ms, per_query_metric
+from backbone.selection.choice import AppChoice, Choice, choose_backbone
+from backbone.selection.compare import AppComparison, compare_releases
+from backbone.selection.evidence import Evidence, Work, gather_evidence
+from backbone.selection.inputs import SearchInputs, search_inputs
+from backbone.selection.pair_scores import PairScores, pair_scores
+from backbone.selection.report import SearchOutcome, write_report
+from backbone.selection.retrieval_runs import RetrievalRun, retrieval_run
+from backbone.selection.search import Row, SearchSpace, experiment_name, run_search
+
+__all__ = [
+    "AppChoice",
+    "AppComparison",
+    "Assignment",
+    "Choice",
+    "Evidence",
+    "PairScores",
+    "RetrievalRun",
+    "Row",
+    "SearchInputs",
+    "SearchOutcome",
+    "SearchSpace",
+    "Selection",
+    "Work",
+    "assignment_metrics",
+    "choose_backbone",
+    "compare_releases",
+    "end_to_end_run",
+    "experiment_name",
+    "gather_evidence",
+    "latency_ms",
+    "pair_scores",
+    "per_query_metric",
+    "retrieval_run",
+    "run_search",
+    "search_inputs",
+    "select_backbone",
+    "write_report",
+]

@@ -1,0 +1,180 @@
+"""Assembling a backbone for a recipe: gather evidence, search stage assignments, write the release and the report."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from backbone.evaluation import evaluate, write_parquet_run, write_trec_run
+from backbone.recipes import Recipe, recipe_hash
+from backbone.registry import AppSettings, Lineage, Registry, ReleaseRecord, Releases
+from backbone.selection.assignment import Assignment, assignment_metrics, end_to_end_run
+from backbone.selection.choice import Choice, choose_backbone
+from backbone.selection.evidence import Evidence, gather_evidence
+from backbone.selection.inputs import search_inputs
+from backbone.selection.report import SearchOutcome, write_report
+from backbone.selection.search import SearchSpace, experiment_name, run_search
+
+_CURVE_POINTS = [1, 5, 10, 20, 30, 40, 50, 60, 80, 100, 150, 200]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What :func:`select_backbone` produced.
+
+    Args:
+        outcome: the search's findings and the chosen backbone.
+        report: the report's summary page (``report.md``), with the leaderboard, figures and runs beside it.
+        report_artifact: the id of the report artifact in the registry.
+    """
+
+    outcome: SearchOutcome
+    report: Path
+    report_artifact: str
+
+    def describe(self) -> str:
+        """A few lines for a terminal: the chosen stages, each application's K, the release and the report."""
+        choice, release = self.outcome.choice, self.outcome.release
+        lines = [
+            f"model work: {self.outcome.work}",
+            f"chosen backbone: retriever stage {choice.retriever}, reranker stage {choice.reranker} "
+            f"(mean {self.outcome.space.objective} {choice.score:.4f})",
+        ]
+        lines += [
+            f"  {app.name}: K={app.k} top_n={app.top_n} rerank={app.rerank} "
+            f"{self.outcome.space.objective}={app.row[self.outcome.space.objective]:.4f} "
+            f"latency={app.row['latency_ms']:.0f} ms"
+            for app in choice.applications
+        ]
+        if release:
+            lines.append(f"release: {release.name} v{release.version} ({release.change})")
+        lines.append(f"report: {self.report} (registry artifact {self.report_artifact})")
+        return "\n".join(lines)
+
+
+def select_backbone(
+    recipe: Recipe,
+    dataset_dir: Path,
+    registry: Registry,
+    checkpoints: dict[str, dict[str, str]],
+    report_dir: Path,
+    release_name: str | None = None,
+) -> Selection:
+    """Search the recipe's stage assignments end to end, write the chosen backbone as a release, and report.
+
+    Args:
+        recipe: the recipe (search space, objective, metrics, applications).
+        dataset_dir: its prepared dataset.
+        registry: where the checkpoints are and where indexes, runs, scores, the release and the report go.
+        checkpoints: component -> stage -> checkpoint id, covering every searched stage.
+        report_dir: where the report is written (also published as a ``report`` artifact).
+        release_name: the release to write (default: the recipe's name).
+
+    Example:
+        >>> selection = select_backbone(recipe, dataset_dir, registry, checkpoints, Path("reports/x"))  # doctest: +SKIP
+        >>> selection.outcome.choice.retriever, selection.report  # doctest: +SKIP
+        ('calibration', PosixPath('reports/x/report.md'))
+    """
+    inputs = search_inputs(dataset_dir, recipe.dataset.eval_split, recipe.retriever, recipe.reranker)
+    space = SearchSpace.from_recipe(
+        recipe.search,
+        recipe.searched_stages("retriever"),
+        recipe.searched_stages("reranker"),
+        recipe.evaluation.end_to_end_metrics,
+        recipe.seed,
+    )
+    depth = max(space.k)
+    evidence = gather_evidence(
+        registry,
+        inputs,
+        {stage: checkpoints["retriever"][stage] for stage in space.retriever_stages},
+        {stage: checkpoints["reranker"][stage] for stage in space.reranker_stages},
+        (recipe.retriever, recipe.reranker),
+        depth,
+    )
+    print(f"[search] model work: {evidence.work}", flush=True)
+    rows = run_search(evidence, space, registry, recipe.name)
+    retriever_only = {
+        stage: assignment_metrics(evidence, Assignment(stage, "", depth), space.metrics, rerank=False)
+        for stage in space.retriever_stages
+    }
+    choice = choose_backbone(rows, recipe.applications, space.objective, retriever_only)
+    release = _propose(recipe, registry, evidence, checkpoints, choice, release_name or recipe.name)
+    outcome = SearchOutcome(
+        recipe=recipe.name,
+        space=space,
+        rows=rows,
+        retriever_only=retriever_only,
+        recall_curves={stage: _recall_curve(evidence, stage, depth) for stage in space.retriever_stages},
+        choice=choice,
+        checkpoints=checkpoints,
+        work=evidence.work,
+        release=release,
+    )
+    report = write_report(outcome, report_dir)
+    _write_runs(evidence, choice, report_dir / "runs")
+    artifact = _publish_report(recipe, registry, report_dir, outcome, experiment_name(evidence, space, recipe.name))
+    return Selection(outcome, report, artifact)
+
+
+def _recall_curve(evidence: Evidence, stage: str, depth: int) -> dict[int, float]:
+    ks = sorted({k for k in _CURVE_POINTS if k <= depth} | {depth})
+    values = evaluate(evidence.qrels, evidence.retrieval[stage].run, [f"recall@{k}" for k in ks])
+    return {k: values[f"recall@{k}"] for k in ks}
+
+
+def _propose(
+    recipe: Recipe,
+    registry: Registry,
+    evidence: Evidence,
+    checkpoints: dict[str, dict[str, str]],
+    choice: Choice,
+    name: str,
+) -> ReleaseRecord:
+    applications = {app.name: AppSettings(k=app.k, top_n=app.top_n, rerank=app.rerank) for app in choice.applications}
+    return Releases(registry).propose(
+        name,
+        retriever_checkpoint=checkpoints["retriever"][choice.retriever],
+        retriever_index=evidence.retrieval[choice.retriever].index,
+        reranker_checkpoint=checkpoints["reranker"][choice.reranker],
+        applications=applications,
+        note=f"search of recipe {recipe.name}: retriever stage {choice.retriever}, reranker stage {choice.reranker}, "
+        f"mean {recipe.search.objective} {choice.score:.4f}",
+    )
+
+
+def _write_runs(evidence: Evidence, choice: Choice, folder: Path) -> None:
+    """Each application's end-to-end run under the chosen backbone, in TREC and Parquet form."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for app in choice.applications:
+        run = end_to_end_run(evidence, Assignment(choice.retriever, choice.reranker, app.k), rerank=app.rerank)
+        write_trec_run(run, folder / f"{app.name}.trec", tag=app.name)
+        write_parquet_run(run, folder / f"{app.name}.parquet")
+
+
+def _publish_report(recipe: Recipe, registry: Registry, folder: Path, outcome: SearchOutcome, experiment: str) -> str:
+    release = outcome.release
+    key = f"report:{experiment}:{release.name}:v{release.version}" if release else f"report:{experiment}"
+    if (found := registry.find("report", key)) is not None:
+        return found.id
+    chosen = [outcome.checkpoints["retriever"][outcome.choice.retriever]]
+    chosen.append(outcome.checkpoints["reranker"][outcome.choice.reranker])
+    with tempfile.TemporaryDirectory() as staging:
+        # Publish a copy: the report folder may hold files of other runs a user put there.
+        names = ["report.md", "leaderboard.md", "leaderboard.parquet", "heatmap.png", "curves.png"]
+        for name in names:
+            (Path(staging) / name).write_bytes((folder / name).read_bytes())
+        for run in (folder / "runs").iterdir():
+            (Path(staging) / "runs").mkdir(exist_ok=True)
+            (Path(staging) / "runs" / run.name).write_bytes(run.read_bytes())
+        manifest = registry.publish(
+            "report",
+            staging,
+            name=f"search/{recipe.name}",
+            lineage=Lineage(parents=chosen, recipe_hash=recipe_hash(recipe)),
+            metrics={f"mean_{recipe.search.objective}": outcome.choice.score},
+            params={"experiment": experiment, "release": release.name if release else None},
+            cache_key=key,
+        )
+    return manifest.id

@@ -1,0 +1,117 @@
+"""Choosing the backbone from the leaderboard: one retriever stage and one reranker stage shared by every
+application, each application with the best budget K inside its own limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from backbone.errors import BackboneError
+from backbone.recipes import Application
+from backbone.selection.search import Row
+
+
+@dataclass(frozen=True)
+class AppChoice:
+    """An application's operating point under the chosen backbone.
+
+    Args:
+        name: the application.
+        k: candidates the retriever passes on.
+        top_n: results returned.
+        rerank: whether the reranker reorders the candidates.
+        row: the leaderboard row of this operating point (its metrics and latency).
+    """
+
+    name: str
+    k: int
+    top_n: int
+    rerank: bool
+    row: Row
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The chosen stages and every application's operating point.
+
+    Args:
+        retriever: the retriever stage.
+        reranker: the reranker stage.
+        score: the mean objective over the applications (the best row's objective if there are none).
+        applications: each application's operating point.
+    """
+
+    retriever: str
+    reranker: str
+    score: float
+    applications: list[AppChoice]
+
+
+def choose_backbone(
+    rows: list[Row], applications: list[Application], objective: str, retriever_only: dict[str, Row]
+) -> Choice:
+    """The stage pair whose applications, each at its best K inside its budget, have the best mean objective.
+
+    One backbone serves every application, so stages are chosen for all of them together: for each
+    (retriever stage, reranker stage) and each application, the best K within the application's ``k_range`` and
+    ``latency_budget_ms`` (ties: the smaller K); the pair's score is the mean over applications. A pair that
+    leaves an application without any allowed K is not eligible. With no applications, the best row wins.
+
+    Args:
+        rows: the search's leaderboard.
+        applications: the recipe's applications.
+        objective: the end-to-end metric.
+        retriever_only: retriever stage -> a row of its own top-10 metrics (for applications without reranking).
+
+    Raises:
+        BackboneError: no stage pair can serve every application within its budget.
+
+    Example:
+        >>> choice = choose_backbone(rows, recipe.applications, "ndcg@10", retriever_only)  # doctest: +SKIP
+        >>> choice.retriever, choice.reranker, [app.k for app in choice.applications]  # doctest: +SKIP
+        ('calibration', 'refinement', [20, 60, 100])
+    """
+    if not rows:
+        raise BackboneError("the search produced no results")
+    pairs = sorted({(row["retriever"], row["reranker"]) for row in rows})
+    best: Choice | None = None
+    for retriever, reranker in pairs:
+        pair_rows = [row for row in rows if (row["retriever"], row["reranker"]) == (retriever, reranker)]
+        chosen = [_operating_point(app, pair_rows, objective, retriever_only[retriever]) for app in applications]
+        if any(app is None for app in chosen):
+            continue
+        score = (
+            sum(app.row[objective] for app in chosen) / len(chosen)
+            if chosen
+            else max(row[objective] for row in pair_rows)
+        )
+        if best is None or score > best.score:
+            best = Choice(retriever, reranker, score, chosen)
+    if best is None:
+        names = ", ".join(app.name for app in applications)
+        raise BackboneError(
+            f"no searched assignment fits every application's budget ({names}): widen k_range or "
+            "latency_budget_ms, or search more budgets (search.k)"
+        )
+    return best
+
+
+def _operating_point(app: Application, rows: list[Row], objective: str, retriever_only: Row) -> AppChoice | None:
+    if not app.rerank:
+        # Without reranking, K only bounds how many candidates exist; the ranking is the retriever's own.
+        if _over_budget(app, retriever_only):
+            return None
+        k = max(app.k_range[0] if app.k_range else app.top_n, app.top_n)
+        return AppChoice(app.name, k, app.top_n, False, retriever_only)
+    allowed = [row for row in rows if _in_range(app, row["k"]) and not _over_budget(app, row)]
+    if not allowed:
+        return None
+    row = max(allowed, key=lambda row: (row[objective], -row["k"]))
+    return AppChoice(app.name, row["k"], min(app.top_n, row["k"]), True, row)
+
+
+def _in_range(app: Application, k: int) -> bool:
+    return app.k_range is None or app.k_range[0] <= k <= app.k_range[1]
+
+
+def _over_budget(app: Application, row: Row) -> bool:
+    return app.latency_budget_ms is not None and row["latency_ms"] > app.latency_budget_ms

@@ -1,0 +1,48 @@
+"""A whole recipe over tiny models (one stage per component, two budgets, three applications), as a YAML file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+
+def write_tiny_pipeline_recipe(folder: Path, stard_dir: Path, model_dir: Path, name: str = "tiny-pipeline") -> Path:
+    """Write the recipe into ``folder`` and return its path; tiny models, a 60-document subset of real STARD."""
+    stage = {"data": {"tables": ["train"], "max_examples": 16}, "batch_size": 8, "learning_rate": 1e-3}
+    recipe = {
+        "name": name,
+        "dataset": {
+            "loader": "stard",
+            "source": str(stard_dir),
+            "subset": {"seed": 3, "queries": {"train": 16, "dev": 8}, "corpus_size": 60},
+        },
+        "retriever": {
+            "model": str(model_dir),
+            "max_query_length": 16,
+            "max_passage_length": 32,
+            "stages": [{"name": "align", "loss": "infonce", **stage}],
+        },
+        "reranker": {
+            "model": str(model_dir),
+            "max_length": 48,
+            "max_query_length": 16,
+            "stages": [{"name": "align", "loss": "bce", "negatives": {"policy": "in_batch", "count": 1}, **stage}],
+        },
+        "resources": {"workers": 1},
+        "evaluation": {
+            "retriever_metrics": ["recall@10", "ndcg@10"],
+            "reranker_metrics": ["ndcg@10"],
+            "end_to_end_metrics": ["recall@10", "ndcg@10"],
+            "rerank_candidates": 10,
+        },
+        "search": {"k": [5, 10, 20], "objective": "ndcg@10"},
+        "applications": [
+            {"name": "api", "k_range": [5, 5], "top_n": 3},
+            {"name": "search", "k_range": [5, 10], "top_n": 5},
+            {"name": "research", "k_range": [20, 20], "top_n": 10, "rerank": False},
+        ],
+    }
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(recipe, allow_unicode=True), encoding="utf-8")
+    return path
