@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import ray
+from tiny_pipeline import write_tiny_pipeline_recipe
 
 from backbone.data import build_subset, load_stard, prepare_dataset
+from backbone.pipeline import run_pipeline
+from backbone.registry import Registry
+from backbone.selection import Selection
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +43,29 @@ def small_dataset(stard_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     out = tmp_path_factory.mktemp("datasets") / "tiny"
     prepare_dataset(subset, out, name="tiny")
     return out
+
+
+@dataclass(frozen=True)
+class TinyPipeline:
+    """Two runs of the whole pipeline on the tiny recipe, in one private home and registry."""
+
+    home: Path
+    recipe: Path
+    registry: Path
+    first: Selection
+    second: Selection
+    artifacts_after_first: list[str]
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(local_ray: None, stard_dir: Path, tiny_encoder_dir: Path, tmp_path_factory) -> TinyPipeline:
+    """``run_pipeline`` twice on tiny models: the first run trains and searches, the second finds everything."""
+    home = tmp_path_factory.mktemp("pipeline-home")
+    registry = home / "registry"
+    recipe = write_tiny_pipeline_recipe(home, stard_dir, tiny_encoder_dir)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("BACKBONE_HOME", str(home))
+        first = run_pipeline(recipe, registry_uri=str(registry))
+        artifacts = [manifest.id for manifest in Registry(str(registry)).list()]
+        second = run_pipeline(recipe, registry_uri=str(registry))
+    return TinyPipeline(home, recipe, registry, first, second, artifacts)

@@ -186,3 +186,44 @@ def test_racing_release_writers_lose_nothing(releases: Releases, tmp_path: Path)
         assert len(changed) == 1, (before, after)
         promoted.add(after.slot(changed[0]).checkpoint)
     assert promoted == {checkpoint for _, ids in plans for checkpoint in ids}
+
+
+def test_propose_creates_then_appends_only_what_differs(releases: Releases, registry: Registry) -> None:
+    retriever, index = _retriever(registry)
+    reranker = _reranker(registry)
+    apps = {"api": AppSettings(k=20, top_n=5)}
+    first = releases.propose(
+        "legal", retriever_checkpoint=retriever, retriever_index=index, reranker_checkpoint=reranker, applications=apps
+    )
+    again = releases.propose(
+        "legal", retriever_checkpoint=retriever, retriever_index=index, reranker_checkpoint=reranker, applications=apps
+    )
+    wider = {"api": AppSettings(k=60, top_n=5)}
+    changed = releases.propose(
+        "legal",
+        retriever_checkpoint=retriever,
+        retriever_index=index,
+        reranker_checkpoint=reranker,
+        applications=wider,
+        note="search",
+    )
+
+    assert (first.version, first.change) == (1, "create")
+    assert again == first
+    assert changed.version == 2 and changed.previous_version == 1 and changed.applications == wider
+    assert changed.change.startswith("propose retriever") and changed.note == "search"
+    assert [record.version for record in Releases(registry).history("legal")] == [1, 2]
+
+
+def test_propose_refuses_an_index_of_another_checkpoint(releases: Releases, registry: Registry) -> None:
+    _, foreign_index = _retriever(registry)
+    retriever, _ = _retriever(registry)
+
+    with pytest.raises(RegistryError, match="not built from retriever checkpoint"):
+        releases.propose(
+            "legal",
+            retriever_checkpoint=retriever,
+            retriever_index=foreign_index,
+            reranker_checkpoint=_reranker(registry),
+        )
+    assert releases.names() == []

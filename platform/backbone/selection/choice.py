@@ -100,8 +100,8 @@ def _operating_point(app: Application, rows: list[Row], objective: str, retrieve
         # Without reranking, K only bounds how many candidates exist; the ranking is the retriever's own.
         if _over_budget(app, retriever_only):
             return None
-        k = max(app.k_range[0] if app.k_range else app.top_n, app.top_n)
-        return AppChoice(app.name, k, app.top_n, False, retriever_only)
+        k = min(max(app.top_n, app.k_range[0]), app.k_range[1]) if app.k_range else app.top_n
+        return AppChoice(app.name, k, min(app.top_n, k), False, retriever_only)
     allowed = [row for row in rows if _in_range(app, row["k"]) and not _over_budget(app, row)]
     if not allowed:
         return None

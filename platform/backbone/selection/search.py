@@ -66,6 +66,12 @@ class SearchSpace:
             seed,
         )
 
+    def size(self) -> int:
+        """How many trials the search runs: every assignment of the grid, or the random search's samples."""
+        if self.algorithm == "random":
+            return self.num_samples
+        return len(self.retriever_stages) * len(self.reranker_stages) * len(self.k)
+
     def param_space(self) -> dict[str, Any]:
         """Tune's parameter space: grid searches, or uniform choices for the random search."""
         dimension = tune.grid_search if self.algorithm == "grid" else tune.choice
@@ -122,6 +128,12 @@ def run_search(evidence: Evidence, space: SearchSpace, registry: Registry, name:
     results = tuner.fit()
     if results.errors:
         raise BackboneError(f"{len(results.errors)} search trials failed; the first: {results.errors[0]}")
+    finished = [result for result in results if space.objective in (result.metrics or {})]
+    if len(finished) < space.size():
+        # Tune returns early when interrupted (Ctrl-C, a stopped job): no release may come of a partial search.
+        raise BackboneError(
+            f"the search stopped after {len(finished)} of {space.size()} assignments; run it again to resume"
+        )
     rows = [
         {
             **{field: result.config[field] for field in ("retriever", "reranker", "k")},
@@ -130,7 +142,7 @@ def run_search(evidence: Evidence, space: SearchSpace, registry: Registry, name:
                 for metric in [*space.metrics, "retriever_ms", "reranker_ms", "latency_ms"]
             },
         }
-        for result in results
+        for result in finished
     ]
     unique = {(row["retriever"], row["reranker"], row["k"]): row for row in rows}.values()
     return sorted(unique, key=lambda row: (-row[space.objective], row["latency_ms"]))

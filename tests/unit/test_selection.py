@@ -1,0 +1,162 @@
+"""Scoring stage assignments end to end, choosing the backbone per application, and the search report.
+
+Evidence is built by hand here (no model, no cluster), so every value can be worked out on paper.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from backbone.errors import BackboneError
+from backbone.recipes import Application
+from backbone.selection import (
+    Assignment,
+    Evidence,
+    PairScores,
+    RetrievalRun,
+    SearchOutcome,
+    SearchSpace,
+    Work,
+    assignment_metrics,
+    choose_backbone,
+    end_to_end_run,
+    per_query_metric,
+    write_report,
+)
+
+
+def _retrieval(run: dict[str, dict[str, float]], query_ms: float) -> RetrievalRun:
+    return RetrievalRun("ckpt-r", "index-r", "run-r", run, query_ms, corpus_encoded=False, retrieved=False)
+
+
+@pytest.fixture
+def evidence() -> Evidence:
+    # q1's relevant document d2 is second for both retrievers; q2's d5 is third for "base", first for "tuned".
+    retrieval = {
+        "base": _retrieval({"q1": {"d1": 0.9, "d2": 0.8, "d3": 0.7}, "q2": {"d4": 0.9, "d6": 0.8, "d5": 0.7}}, 2.0),
+        "tuned": _retrieval({"q1": {"d3": 0.9, "d2": 0.8, "d1": 0.7}, "q2": {"d5": 0.9, "d4": 0.8, "d6": 0.7}}, 3.0),
+    }
+    # The "base" reranker agrees with nobody; the "tuned" one puts each relevant document first.
+    pairs = [("q1", "d1"), ("q1", "d2"), ("q1", "d3"), ("q2", "d4"), ("q2", "d5"), ("q2", "d6")]
+    scores = {
+        "base": PairScores("ckpt-s0", dict(zip(pairs, [3.0, 1.0, 2.0, 3.0, 1.0, 2.0], strict=True)), 10.0, 0),
+        "tuned": PairScores("ckpt-s1", dict(zip(pairs, [1.0, 3.0, 2.0, 1.0, 3.0, 2.0], strict=True)), 20.0, 0),
+    }
+    return Evidence(retrieval, scores, {"q1": {"d2": 1}, "q2": {"d5": 1}}, Work(0, 0, 0, 0))
+
+
+def test_end_to_end_run_reranks_only_the_top_k(evidence: Evidence) -> None:
+    run = end_to_end_run(evidence, Assignment("base", "tuned", 2))
+
+    assert list(run["q1"]) == ["d2", "d1"]  # d3 was not among the top 2 retrieved, so it cannot come back
+    assert list(run["q2"]) == ["d6", "d4"]  # q2's d5 was third: out of a K=2 budget
+    assert list(end_to_end_run(evidence, Assignment("base", "tuned", 2), rerank=False)["q1"]) == ["d1", "d2"]
+
+
+def test_end_to_end_metrics_match_hand_computed_values(evidence: Evidence) -> None:
+    mixed = assignment_metrics(evidence, Assignment("base", "tuned", 3), ["ndcg@10", "mrr@10", "recall@1"])
+    base = assignment_metrics(evidence, Assignment("base", "base", 3), ["ndcg@10", "mrr@10"])
+
+    assert mixed["ndcg@10"] == pytest.approx(1.0) and mixed["mrr@10"] == pytest.approx(1.0)
+    assert mixed["recall@1"] == pytest.approx(1.0)
+    # The base reranker puts each relevant document last of three: 1 / log2(4) = 0.5, reciprocal rank 1/3.
+    assert base["ndcg@10"] == pytest.approx(1 / math.log2(4))
+    assert base["mrr@10"] == pytest.approx(1 / 3)
+    assert (mixed["retriever_ms"], mixed["reranker_ms"], mixed["latency_ms"]) == (2.0, 60.0, 62.0)
+    per_query = per_query_metric(evidence, Assignment("tuned", "base", 3), "mrr@10")
+    assert per_query == pytest.approx({"q1": 1 / 3, "q2": 1 / 3})
+
+
+def test_a_budget_beyond_the_gathered_depth_is_refused(evidence: Evidence) -> None:
+    with pytest.raises(BackboneError, match="K=5 exceeds the depth 3"):
+        end_to_end_run(evidence, Assignment("base", "base", 5))
+
+
+def _rows(evidence: Evidence) -> list[dict]:
+    return [
+        {"retriever": r, "reranker": s, "k": k, **assignment_metrics(evidence, Assignment(r, s, k), ["ndcg@10"])}
+        for r in ("base", "tuned")
+        for s in ("base", "tuned")
+        for k in (2, 3)
+    ]
+
+
+def _retriever_only(evidence: Evidence) -> dict[str, dict]:
+    return {
+        stage: {"k": 3, **assignment_metrics(evidence, Assignment(stage, "", 3), ["ndcg@10"], rerank=False)}
+        for stage in ("base", "tuned")
+    }
+
+
+def test_one_stage_pair_serves_every_application_at_its_own_best_budget(evidence: Evidence) -> None:
+    apps = [
+        Application(name="api", k_range=(2, 2), top_n=5),
+        Application(name="research", k_range=(2, 3), top_n=3),
+        Application(name="plain", k_range=(3, 3), rerank=False),
+    ]
+
+    choice = choose_backbone(_rows(evidence), apps, "ndcg@10", _retriever_only(evidence))
+
+    assert (choice.retriever, choice.reranker) == ("tuned", "tuned")  # mixed pairs lose q2's d5 at K=2 ...
+    by_name = {app.name: app for app in choice.applications}
+    assert (by_name["api"].k, by_name["api"].top_n) == (2, 2)  # top_n never exceeds the candidates fetched
+    assert by_name["research"].k == 2  # K=2 and K=3 tie on nDCG: the smaller budget wins
+    assert (by_name["plain"].k, by_name["plain"].rerank) == (3, False)
+    assert by_name["plain"].row["ndcg@10"] == pytest.approx(_retriever_only(evidence)["tuned"]["ndcg@10"])
+
+
+def test_latency_budgets_restrict_the_budget_and_a_hopeless_one_is_an_error(evidence: Evidence) -> None:
+    rows = _rows(evidence)
+    fast = [Application(name="fast", latency_budget_ms=45.0)]  # tuned reranker: 3 + 20 * K ms
+
+    choice = choose_backbone(rows, fast, "ndcg@10", _retriever_only(evidence))
+    assert choice.applications[0].row["latency_ms"] <= 45.0
+
+    with pytest.raises(BackboneError, match="no searched assignment fits every application's budget"):
+        choose_backbone(
+            rows, [Application(name="instant", latency_budget_ms=1.0)], "ndcg@10", _retriever_only(evidence)
+        )
+
+
+def test_search_space_is_a_grid_or_random_choices() -> None:
+    grid = SearchSpace(["base", "s1"], ["base"], [20, 60], "ndcg@10", ["ndcg@10"]).param_space()
+    random = SearchSpace(["base"], ["base"], [20], "ndcg@10", ["ndcg@10"], algorithm="random").param_space()
+
+    assert grid["retriever"] == {"grid_search": ["base", "s1"]} and grid["k"] == {"grid_search": [20, 60]}
+    assert random["k"].categories == [20]
+
+
+def test_report_puts_mixed_beside_uniform_and_base(evidence: Evidence, tmp_path: Path) -> None:
+    rows = sorted(_rows(evidence), key=lambda row: (-row["ndcg@10"], row["latency_ms"]))
+    apps = [Application(name="api", k_range=(2, 3))]
+    space = SearchSpace(["base", "tuned"], ["base", "tuned"], [2, 3], "ndcg@10", ["ndcg@10"])
+    outcome = SearchOutcome(
+        recipe="hand",
+        space=space,
+        rows=rows,
+        retriever_only=_retriever_only(evidence),
+        recall_curves={"base": {1: 0.0, 3: 1.0}, "tuned": {1: 0.5, 3: 1.0}},
+        choice=choose_backbone(rows, apps, "ndcg@10", _retriever_only(evidence)),
+        checkpoints={"retriever": {"base": "r0", "tuned": "r1"}, "reranker": {"base": "s0", "tuned": "s1"}},
+        work=Work(1, 2, 2, 12),
+        release=None,
+    )
+
+    summary = write_report(outcome, tmp_path / "report").read_text()
+
+    assert {path.name for path in (tmp_path / "report").iterdir()} == {
+        "report.md",
+        "leaderboard.md",
+        "leaderboard.parquet",
+        "heatmap.png",
+        "curves.png",
+    }
+    assert pq.read_table(tmp_path / "report" / "leaderboard.parquet").num_rows == len(rows)
+    assert "| best mixed | base | tuned | 3 | 1.0000 | 2.0 | 60.0 | 62.0 |" in summary  # base needs K=3 for q2
+    assert "| best uniform | tuned | tuned | 2 | 1.0000 | 3.0 | 40.0 | 43.0 |" in summary
+    assert "| base models | base | base | 3 | 0.5000 |" in summary
+    assert "1 corpus encodings, 2 query runs, 2 rerank passes (12 pairs)" in summary
