@@ -17,7 +17,7 @@ from pathlib import Path
 
 from backbone.data import build_recipe_dataset
 from backbone.errors import BackboneError
-from backbone.ray_runtime import ensure_ray
+from backbone.ray_runtime import ensure_ray, resolve_use_gpu
 from backbone.recipes import load_recipe
 from backbone.registry import Registry
 from backbone.training import StageRun, bm25_baselines, results_table, train_component
@@ -32,22 +32,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stages", nargs="+", help="Train up to these stages (default: every stage).")
     parser.add_argument("--workers", type=int, help="Ray Train workers per stage (default: the recipe's).")
     parser.add_argument(
-        "--gpu", action=argparse.BooleanOptionalAction, default=None, help="Train on GPUs (default: the recipe's)."
+        "--gpu",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Train on GPUs, or not (default: the recipe's; auto: if the cluster has any).",
     )
     parser.add_argument("--registry", help="Artifact registry URI (default: $BACKBONE_REGISTRY).")
     parser.add_argument("--report", type=Path, help="Also write the tables to this Markdown file.")
     args = parser.parse_args(argv)
     try:
         recipe = load_recipe(args.recipe)
-        resources = recipe.resources
-        run = StageRun(
-            workers=args.workers or resources.workers,
-            use_gpu=resources.use_gpu if args.gpu is None else args.gpu,
-            cpus_per_worker=resources.cpus_per_worker,
-        )
         dataset_dir = build_recipe_dataset(recipe.dataset, recipe.name)
         registry = Registry(args.registry)
         ensure_ray()
+        resources = recipe.resources
+        run = StageRun(
+            workers=args.workers or resources.workers,
+            use_gpu=resolve_use_gpu(resources.use_gpu if args.gpu is None else args.gpu),
+            cpus_per_worker=resources.cpus_per_worker,
+        )
         components = ["retriever", "reranker"] if args.component == "all" else [args.component]
         baselines = bm25_baselines(recipe, dataset_dir)
         tables = []
