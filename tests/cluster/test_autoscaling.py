@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 import ray
 from fake_cluster import NodeCounts, alive_nodes, fake_cluster, wait_for_nodes
+from ray.autoscaler.sdk import request_resources
 from tiny_recipe import tiny_recipe
 
+from backbone.ray_runtime import resolve_use_gpu
 from backbone.registry import Registry
 from backbone.training import StageRun, run_stage
 
@@ -57,3 +59,16 @@ def test_training_stage_adds_cpu_workers_and_they_leave_when_idle(
     assert gone_after >= IDLE_TIMEOUT_S - 1
     assert checkpoint.metrics["steps"] == 4 and checkpoint.params["workers"] == 2
     assert [a.name for a in registry.list("index")] == ["retriever/refine/index"]
+
+
+def test_use_gpu_auto_follows_the_gpu_nodes_that_are_up(twin: NodeCounts) -> None:
+    wait_for_nodes(1, timeout_s=IDLE_TIMEOUT_S + 60)
+    assert resolve_use_gpu("auto") is False  # cluster.yaml's GPU workers start at zero
+    # A GPU request (what `--gpu` makes a stage ask for) brings up the twin's gpu_worker type, with its logical GPU.
+    request_resources(bundles=[{"GPU": 1}])
+    wait_for_nodes(2, timeout_s=90)
+    assert resolve_use_gpu("auto") is True and resolve_use_gpu(False) is False
+    request_resources(bundles=[])
+    wait_for_nodes(1, timeout_s=IDLE_TIMEOUT_S + 60)
+    time.sleep(1.5)  # one more sample of the shrunk cluster
+    assert max(twin.gpu_nodes()) == 1 and twin.gpu_nodes()[-1] == 0
