@@ -32,17 +32,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stages", nargs="+", help="Train up to these stages (default: every stage).")
     parser.add_argument("--workers", type=int, help="Ray Train workers per stage (default: the recipe's).")
     parser.add_argument(
-        "--gpu", action=argparse.BooleanOptionalAction, default=None, help="Train on GPUs (default: the recipe's)."
+        "--gpu",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Train on GPUs, or not (default: the recipe's; auto: if the cluster has any).",
     )
     parser.add_argument("--registry", help="Artifact registry URI (default: $BACKBONE_REGISTRY).")
     parser.add_argument("--report", type=Path, help="Also write the tables to this Markdown file.")
     args = parser.parse_args(argv)
     try:
         recipe = load_recipe(args.recipe)
-        run = StageRun.from_recipe(recipe.resources, args.workers, args.gpu)
         dataset_dir = build_recipe_dataset(recipe.dataset, recipe.name)
         registry = Registry(args.registry)
         ensure_ray()
+        run = StageRun.from_recipe(recipe.resources, args.workers, args.gpu)
         components = ["retriever", "reranker"] if args.component == "all" else [args.component]
         baselines = bm25_baselines(recipe, dataset_dir)
         tables = []

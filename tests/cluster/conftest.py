@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import ray
+from head_node import worker_pythonpath
 from tiny_pipeline import write_tiny_pipeline_recipe
 
 from backbone.data import build_subset, load_stard, prepare_dataset
@@ -18,19 +19,14 @@ from backbone.selection import Selection
 
 @pytest.fixture(scope="session")
 def local_ray() -> None:
-    """A private two-CPU Ray for the whole session, on loopback, stopped at the end.
-
-    Workers import the tests' own modules (a test's train loop is pickled by reference), so they get the test
-    folders on their path.
-    """
+    """A private two-CPU Ray for the whole session, on loopback, stopped at the end (workers: see worker_pythonpath)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    tests = Path(__file__).resolve().parents[1]
     ray.init(
         address="local",
         num_cpus=2,
         _node_ip_address="127.0.0.1",
         dashboard_host="127.0.0.1",  # Ray Train's placement-group cleaner polls the state API it serves
-        runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join([str(tests / "cluster"), str(tests)])}},
+        runtime_env={"env_vars": {"PYTHONPATH": worker_pythonpath()}},
     )
     yield
     ray.shutdown()

@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,10 +27,31 @@ def ray_env() -> dict[str, str]:
     return {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
 
 
+def worker_pythonpath() -> str:
+    """PYTHONPATH for a test's Ray workers: this checkout's code, and the tests' modules (loops pickled by reference).
+
+    A runtime_env's PYTHONPATH replaces the inherited one, so the checkout's ``platform`` comes first: workers then
+    run the code under test even where the installed ``backbone`` points at another checkout.
+    """
+    return os.pathsep.join(str(REPO / folder) for folder in ("platform", "tests/cluster", "tests"))
+
+
 @contextmanager
-def head_node(num_cpus: int = 2) -> Iterator[str]:
-    """Start ``ray start --head --block`` on 127.0.0.1; yield the dashboard (job API) address."""
-    dashboard, gcs = free_port(), free_port()
+def head_node(
+    num_cpus: int = 2,
+    gcs: int | None = None,
+    extra_args: Sequence[str] = (),
+    extra_env: Mapping[str, str] | None = None,
+) -> Iterator[str]:
+    """Start ``ray start --head --block`` on 127.0.0.1; yield the dashboard (job API) address.
+
+    Args:
+        num_cpus: the head's CPUs.
+        gcs: the control server's port (default: a free one); pass it to name the head in its own config.
+        extra_args: further ``ray start`` arguments, e.g. ``--autoscaling-config``.
+        extra_env: further environment of the head and everything it starts.
+    """
+    dashboard, gcs = free_port(), gcs or free_port()
     process = subprocess.Popen(
         [
             "ray",
@@ -48,8 +69,9 @@ def head_node(num_cpus: int = 2) -> Iterator[str]:
             f"--dashboard-agent-grpc-port={free_port()}",
             f"--runtime-env-agent-port={free_port()}",
             f"--metrics-export-port={free_port()}",
+            *extra_args,
         ],
-        env=ray_env(),
+        env={**ray_env(), **(extra_env or {})},
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

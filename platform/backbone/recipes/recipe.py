@@ -74,7 +74,11 @@ class Resources(StrictModel):
     """Ray Train resources per stage; the command line can override them."""
 
     workers: int = Field(1, ge=1, description="Ray Train workers (DDP ranks) per stage.")
-    use_gpu: bool = Field(False, description="One GPU per worker (nccl); false trains on CPU (gloo).")
+    use_gpu: bool | Literal["auto"] = Field(
+        "auto",
+        description="One GPU per worker (nccl); false trains on CPU (gloo); auto: GPUs if the Ray cluster has any "
+        "when the stage starts (see backbone.ray_runtime.resolve_use_gpu).",
+    )
     cpus_per_worker: int = Field(1, ge=1, description="CPU cores, and torch threads, per worker.")
 
 

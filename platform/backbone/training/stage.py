@@ -15,6 +15,7 @@ from ray.train.torch import TorchTrainer
 from backbone.data import read_manifest
 from backbone.errors import BackboneError
 from backbone.model_paths import resolve_model
+from backbone.ray_runtime import resolve_use_gpu
 from backbone.recipes import Recipe, Resources, recipe_hash
 from backbone.registry import ArtifactManifest, Lineage, Registry
 from backbone.training.inputs import build_stage_inputs
@@ -42,13 +43,15 @@ class StageRun:
     def from_recipe(cls, resources: Resources, workers: int | None = None, use_gpu: bool | None = None) -> StageRun:
         """The recipe's resources, with ``workers`` and ``use_gpu`` overridden when given (e.g. from a command line).
 
+        A recipe's ``use_gpu: auto`` is resolved against the connected cluster, so call it after ``ensure_ray()``.
+
         Example:
             >>> StageRun.from_recipe(Resources(workers=2), use_gpu=False).workers
             2
         """
         return cls(
             workers=workers or resources.workers,
-            use_gpu=resources.use_gpu if use_gpu is None else use_gpu,
+            use_gpu=resolve_use_gpu(resources.use_gpu if use_gpu is None else use_gpu),
             cpus_per_worker=resources.cpus_per_worker,
         )
 

@@ -1,0 +1,74 @@
+"""On the local twin of cluster.yaml, a training stage makes the autoscaler add worker nodes, which leave when idle."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import ray
+from fake_cluster import NodeCounts, alive_nodes, fake_cluster, wait_for_nodes
+from ray.autoscaler.sdk import request_resources
+from tiny_recipe import tiny_recipe
+
+from backbone.ray_runtime import resolve_use_gpu
+from backbone.registry import Registry
+from backbone.training import StageRun, run_stage
+
+pytestmark = pytest.mark.cluster
+
+STAGE = {
+    "name": "refine",
+    "data": {"tables": ["train"], "max_examples": 16},
+    "loss": "infonce",
+    "epochs": 1,
+    "learning_rate": 1e-3,
+    "batch_size": 4,
+}
+IDLE_TIMEOUT_S = 6
+
+
+@pytest.fixture(scope="module")
+def twin() -> Iterator[NodeCounts]:
+    """The twin of cluster.yaml for this module: a head without CPUs, so all work lands on autoscaled workers."""
+    with fake_cluster(idle_timeout_minutes=IDLE_TIMEOUT_S / 60) as counts:
+        yield counts
+
+
+def test_training_stage_adds_cpu_workers_and_they_leave_when_idle(
+    twin: NodeCounts, stard_dir: Path, tiny_encoder_dir: Path, small_dataset: Path, tmp_path: Path
+) -> None:
+    assert len(alive_nodes()) == 1 and ray.cluster_resources().get("CPU", 0) == 0  # only the head, no CPUs to train
+    twin.samples.clear()
+    reranker_stage = {**STAGE, "loss": "listwise_ce", "negatives": {"policy": "in_batch", "count": 2}}
+    recipe = tiny_recipe(stard_dir, tiny_encoder_dir, STAGE, reranker_stage)
+    registry = Registry(str(tmp_path / "registry"))
+    checkpoint = run_stage(recipe, "retriever", "refine", None, small_dataset, registry, StageRun(workers=2))
+    trained_at = time.monotonic()
+    wait_for_nodes(1, timeout_s=IDLE_TIMEOUT_S + 60)
+    gone_after = time.monotonic() - trained_at
+    time.sleep(1.5)  # one more sample of the shrunk cluster
+
+    counts = twin.nodes()
+    print(f"alive nodes once a second: {counts}; workers gone {gone_after:.0f} s after training")
+    # Two workers of one CPU each on a head without CPUs: the autoscaler added (at least) two cpu_worker nodes, and
+    # never a GPU node for CPU work.
+    assert max(counts) >= 3 and max(twin.gpu_nodes()) == 0
+    assert counts[0] == 1 and counts[-1] == 1  # rose from the head alone, and fell back to it
+    assert gone_after >= IDLE_TIMEOUT_S - 1
+    assert checkpoint.metrics["steps"] == 4 and checkpoint.params["workers"] == 2
+    assert [a.name for a in registry.list("index")] == ["retriever/refine/index"]
+
+
+def test_use_gpu_auto_follows_the_gpu_nodes_that_are_up(twin: NodeCounts) -> None:
+    wait_for_nodes(1, timeout_s=IDLE_TIMEOUT_S + 60)
+    assert resolve_use_gpu("auto") is False  # cluster.yaml's GPU workers start at zero
+    # A GPU request (what `--gpu` makes a stage ask for) brings up the twin's gpu_worker type, with its logical GPU.
+    request_resources(bundles=[{"GPU": 1}])
+    wait_for_nodes(2, timeout_s=90)
+    assert resolve_use_gpu("auto") is True and resolve_use_gpu(False) is False
+    request_resources(bundles=[])
+    wait_for_nodes(1, timeout_s=IDLE_TIMEOUT_S + 60)
+    time.sleep(1.5)  # one more sample of the shrunk cluster
+    assert max(twin.gpu_nodes()) == 1 and twin.gpu_nodes()[-1] == 0
