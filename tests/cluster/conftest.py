@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import ray
 from head_node import worker_pythonpath
-from tiny_pipeline import write_tiny_pipeline_recipe
+from tiny_pipeline import TinyPipeline, write_tiny_pipeline_recipe
 
 from backbone.data import build_subset, load_stard, prepare_dataset
 from backbone.pipeline import run_pipeline
 from backbone.registry import Registry
-from backbone.selection import Selection
 
 
 @pytest.fixture(scope="session")
@@ -39,18 +37,6 @@ def small_dataset(stard_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     out = tmp_path_factory.mktemp("datasets") / "tiny"
     prepare_dataset(subset, out, name="tiny")
     return out
-
-
-@dataclass(frozen=True)
-class TinyPipeline:
-    """Two runs of the whole pipeline on the tiny recipe, in one private home and registry."""
-
-    home: Path
-    recipe: Path
-    registry: Path
-    first: Selection
-    second: Selection
-    artifacts_after_first: list[str]
 
 
 @pytest.fixture(scope="session")

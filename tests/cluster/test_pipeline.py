@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from tiny_pipeline import TinyPipeline
 from typer.testing import CliRunner
 
 from backbone.cli import app as cli
@@ -13,7 +14,6 @@ from backbone.evaluation import read_parquet_run, read_trec_run
 from backbone.recipes import load_recipe
 from backbone.registry import Lineage, Registry, Releases
 from backbone.selection import Work, gather_evidence, search_inputs
-from conftest import TinyPipeline
 
 pytestmark = pytest.mark.cluster
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from backbone.selection import Selection
 
 
 def write_tiny_pipeline_recipe(folder: Path, stard_dir: Path, model_dir: Path, name: str = "tiny-pipeline") -> Path:
@@ -46,3 +49,15 @@ def write_tiny_pipeline_recipe(folder: Path, stard_dir: Path, model_dir: Path, n
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(recipe, allow_unicode=True), encoding="utf-8")
     return path
+
+
+@dataclass(frozen=True)
+class TinyPipeline:
+    """Two runs of the whole pipeline on the tiny recipe, in one private home and registry."""
+
+    home: Path
+    recipe: Path
+    registry: Path
+    first: Selection
+    second: Selection
+    artifacts_after_first: list[str]
