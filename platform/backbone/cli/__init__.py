@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from backbone.cli import data, recipe, registry
+from backbone.cli import data, recipe, registry, serve
 from backbone.errors import BackboneError
 
 app = typer.Typer(
@@ -18,6 +18,9 @@ app.add_typer(data.app, name="data")
 app.add_typer(recipe.app, name="recipe")
 app.add_typer(registry.app, name="registry")
 app.add_typer(registry.release_app, name="release")
+app.command()(serve.deploy)
+app.command()(serve.status)
+app.command()(serve.rollback)
 
 
 def main() -> None:
