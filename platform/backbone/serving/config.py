@@ -92,6 +92,9 @@ class GatewayConfig(BaseModel):
         2.0, gt=0, le=60, description="Deadline of the reranker per search; past it the retriever's ranking answers."
     )
     retrieve_timeout_s: float = Field(
-        10.0, gt=0, le=120, description="Deadline of the retriever per request; past it the answer is a 503."
+        10.0,
+        gt=0,
+        le=120,
+        description="Deadline of the retriever (and of /v1/info) per request; past it the answer is a 503.",
     )
     limits: Limits = Field(default_factory=Limits, description="Request size limits.")

@@ -3,9 +3,10 @@
 Routes: ``POST /v1/search``, ``POST /v1/embeddings`` (OpenAI), ``POST /v1/rerank`` (Cohere), ``GET /v1/info``,
 ``GET /healthz``, and the OpenAPI document at ``/docs``. There is no route that deploys or rolls back: those are
 CLI and registry actions (``backbone deploy``, ``backbone rollback``).
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: ``serve.ingress`` re-wraps the routes, and FastAPI must see the
+request models as classes, not strings, or it reads them as query parameters.
+"""
 
 import asyncio
 import base64
@@ -63,6 +64,12 @@ api.add_middleware(BodySizeLimit, limit=lambda: _current_limits[0].max_body_byte
 def _refuse_over(value: int, limit: int, what: str) -> None:
     if value > limit:
         raise HTTPException(422, f"{what}: {value} is over the limit of {limit}")
+
+
+def _encoded(vector: np.ndarray, encoding_format: str) -> list[float] | str:
+    if encoding_format == "base64":
+        return base64.b64encode(vector.astype("<f4").tobytes()).decode()
+    return vector.tolist()
 
 
 @serve.deployment(name="Gateway", ray_actor_options={"num_cpus": 0})
@@ -190,7 +197,8 @@ class Gateway:
         config = self.config
         retriever, reranker = await asyncio.gather(
             self._call(self._retriever.info.remote(), config.retrieve_timeout_s, "retriever"),
-            self._call(self._reranker.info.remote(), config.rerank_timeout_s, "reranker"),
+            # Not the rerank deadline: that one is sized for a search, and may be tight on purpose.
+            self._call(self._reranker.info.remote(), config.retrieve_timeout_s, "reranker"),
         )
         return InfoResponse(
             release=config.release,
@@ -205,9 +213,3 @@ class Gateway:
     async def healthz(self) -> dict[str, str]:
         """``{"status": "ok"}`` once the gateway has its config (the components answer through /v1/info)."""
         return {"status": "ok", "release": self.config.release}
-
-
-def _encoded(vector: np.ndarray, encoding_format: str) -> list[float] | str:
-    if encoding_format == "base64":
-        return base64.b64encode(vector.astype("<f4").tobytes()).decode()
-    return vector.tolist()
