@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from backbone.cli import data, pipeline, recipe, registry
+from backbone.cli import data, pipeline, recipe, registry, serve
 from backbone.errors import BackboneError
 
 app = typer.Typer(
@@ -20,6 +20,9 @@ app.add_typer(registry.app, name="registry")
 app.add_typer(registry.release_app, name="release")
 app.command()(pipeline.run)
 app.command()(pipeline.compare)
+app.command()(serve.deploy)
+app.command()(serve.status)
+app.command()(serve.rollback)
 
 
 def main() -> None:

@@ -1,0 +1,221 @@
+"""Latency and throughput of the served backbone over HTTP, against the same pipeline in-process and infinity-emb.
+
+Run (about 5 minutes on 2 CPU cores; keep the machine otherwise idle):
+    RAY_USAGE_STATS_ENABLED=0 RAY_AUTH_MODE=disabled HF_HUB_OFFLINE=1 python benchmarks/serve_latency.py
+Options: --model (a sentence-transformers folder; default all-MiniLM-L6-v2 from $BACKBONE_MODELS_DIR), --seconds per
+measurement, --infinity (an infinity-emb venv's ``infinity_emb``; see ../shared/notes/infinity-emb.md).
+
+What it does: builds a release from --model (a retriever checkpoint, a reranker checkpoint with a fresh head, a
+FAISS index over 600 short statute-like documents), deploys it on a private local Ray through the same Serve config
+``backbone deploy`` applies, then measures for --seconds each:
+
+- ``/v1/search`` (default application: k=8 candidates, reranked, top 3) at 1, 8 and 32 concurrent clients, and the
+  in-process pipeline (the same ``LoadedRetriever.search`` + ``LoadedReranker.score`` + ``ranked_hits``) called by
+  as many threads; the ratio is Serve's requests/s over the in-process requests/s.
+- ``/v1/embeddings`` (one sentence) and ``/v1/rerank`` (one query, 8 documents) at 8 clients against infinity-emb
+  serving the same model folders on the same machine, alternating, if its venv is there; otherwise it says so.
+
+Clients are threads of this process (httpx), on the same 2 cores as the servers: absolute figures include that
+cost on both sides of each ratio. The table is printed and written as JSON to benchmarks/results/serve_latency.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import numpy as np
+import ray
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # the release builder the serving tests use
+
+from backbone.recipes import Reranker, Retriever  # noqa: E402
+from backbone.serving.config import RerankerConfig, RetrieverConfig  # noqa: E402
+from backbone.serving.deploy import ServeCluster, serve_config  # noqa: E402
+from backbone.serving.pipeline import ranked_hits  # noqa: E402
+from backbone.serving.reranker import LoadedReranker  # noqa: E402
+from backbone.serving.retriever import LoadedRetriever  # noqa: E402
+from backbone.settings import models_dir  # noqa: E402
+from serving_release import APPLICATIONS, build_servable_release  # noqa: E402
+
+QUERIES = ["谁可以成为个体工商户？", "合同违约怎么赔偿？", "夫妻一方的债务如何偿还？", "公司侵权责任"]
+DOCUMENTS = ["自然人从事工商业经营，经依法登记，为个体工商户。", "当事人应当遵循诚信原则。"] * 4
+
+
+def measure(call: Callable[[int], None], clients: int, seconds: float) -> dict[str, float]:
+    """Run ``call(request_number)`` from ``clients`` threads for ``seconds``; p50/p99 in ms and requests/s."""
+    latencies: list[float] = []
+    errors = [0]
+    stop = threading.Event()
+
+    def client(number: int) -> None:
+        count = 0
+        while not stop.is_set():
+            started = time.perf_counter()
+            try:
+                call(number * 100_000 + count)
+            except Exception:  # counted and reported: a benchmark must not hide failures
+                errors[0] += 1
+            latencies.append(time.perf_counter() - started)
+            count += 1
+
+    threads = [threading.Thread(target=client, args=(number,)) for number in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    time.sleep(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    ms = np.array(latencies) * 1000
+    return {
+        "requests": len(latencies),
+        "errors": errors[0],
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "req_per_s": len(latencies) / elapsed,
+    }
+
+
+def http_call(client: httpx.Client, path: str, body: Callable[[int], dict]) -> Callable[[int], None]:
+    def call(number: int) -> None:
+        client.post(path, json=body(number)).raise_for_status()
+
+    return call
+
+
+def start_infinity(executable: Path, models: list[Path], port: int) -> subprocess.Popen | None:
+    """infinity-emb on loopback serving ``models``, or ``None`` if it does not come up within 120 s."""
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1", "INFINITY_ANONYMOUS_USAGE_STATS": "0"}
+    arguments = [str(executable), "v2", "--host", "127.0.0.1", "--port", str(port), "--no-model-warmup"]
+    for model in models:
+        arguments += ["--model-id", str(model)]
+    process = subprocess.Popen(arguments, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).raise_for_status()
+            return process
+        except httpx.HTTPError:
+            time.sleep(2)
+    process.terminate()
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, default=models_dir() / "sentence-transformers" / "all-MiniLM-L6-v2")
+    parser.add_argument("--seconds", type=float, default=12)
+    parser.add_argument("--infinity", type=Path, default=Path("/tmp/infinity-venv/bin/infinity_emb"))
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "serve_latency.json")
+    args = parser.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="serve-bench-"))
+    retriever_spec = Retriever(model=str(args.model), max_query_length=64, max_passage_length=128)
+    reranker_spec = Reranker(model=str(args.model), max_length=192, max_query_length=64)
+    release = build_servable_release(root, args.model, retriever=retriever_spec, reranker=reranker_spec, copies=100)
+    record, registry = release.record, release.registry
+    retriever = LoadedRetriever.load(
+        RetrieverConfig(
+            registry=registry.uri,
+            checkpoint=record.retriever.checkpoint,
+            index=record.retriever.index,
+            documents=str(release.documents),
+        )
+    )
+    reranker = LoadedReranker.load(RerankerConfig(registry=registry.uri, checkpoint=record.reranker.checkpoint))
+    settings = APPLICATIONS["default"]
+
+    def in_process(number: int) -> None:
+        [candidates] = retriever.search([QUERIES[number % len(QUERIES)]], settings.k)
+        passages = [reranker.passage(c.title, c.text) for c in candidates]
+        scores = reranker.score([QUERIES[number % len(QUERIES)]] * len(candidates), passages)
+        ranked_hits(candidates, scores, settings.top_n)
+
+    context = ray.init(address="local", num_cpus=2, _node_ip_address="127.0.0.1", include_dashboard=True,
+                       dashboard_host="127.0.0.1", log_to_driver=False)  # fmt: skip
+    port = 18000
+    ServeCluster(f"http://{context.dashboard_url}").apply(serve_config(record, registry, release.documents, port=port))
+    rows: list[dict] = []
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, limits=httpx.Limits(max_connections=64)) as http:
+        search = http_call(http, "/v1/search", lambda n: {"query": QUERIES[n % len(QUERIES)]})
+        search(0)
+        for clients in (1, 8, 32):
+            baseline = measure(in_process, clients, args.seconds)
+            served = measure(search, clients, args.seconds)
+            rows.append({"endpoint": "/v1/search", "clients": clients, "serve": served, "baseline": baseline,
+                         "baseline_name": "in-process pipeline"})  # fmt: skip
+
+        infinity = None
+        if args.infinity.is_file():
+            infinity = start_infinity(args.infinity, [args.model, registry.materialize(record.reranker.checkpoint)],
+                                      port + 1)  # fmt: skip
+        note = "" if infinity else f"infinity-emb not run: no working server from {args.infinity}"
+        ours = {
+            "/v1/embeddings": http_call(http, "/v1/embeddings", lambda n: {"input": QUERIES[n % len(QUERIES)]}),
+            "/v1/rerank": http_call(http, "/v1/rerank", lambda n: {"query": QUERIES[n % 4], "documents": DOCUMENTS}),
+        }
+        theirs = {}
+        if infinity:
+            remote = httpx.Client(base_url=f"http://127.0.0.1:{port + 1}", timeout=60)
+            names = [str(args.model).split("/")[-2:], str(registry.materialize(record.reranker.checkpoint)).split("/")]
+            embed_model, rerank_model = "/".join(names[0]), "/".join(names[1][-2:])
+            theirs = {
+                "/v1/embeddings": http_call(
+                    remote, "/embeddings", lambda n: {"model": embed_model, "input": [QUERIES[n % len(QUERIES)]]}
+                ),
+                "/v1/rerank": http_call(
+                    remote,
+                    "/rerank",
+                    lambda n: {"model": rerank_model, "query": QUERIES[n % 4], "documents": DOCUMENTS},
+                ),
+            }
+        for endpoint, call in ours.items():
+            call(0)
+            served = measure(call, 8, args.seconds)
+            baseline = None
+            if endpoint in theirs:
+                theirs[endpoint](0)
+                baseline = measure(theirs[endpoint], 8, args.seconds)
+            rows.append({"endpoint": endpoint, "clients": 8, "serve": served, "baseline": baseline,
+                         "baseline_name": "infinity-emb"})  # fmt: skip
+        if infinity:
+            infinity.terminate()
+    ray.shutdown()
+
+    header = f"{'endpoint':<16}{'clients':>8}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}{'errors':>8}  {'baseline':<20}"
+    header += f"{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}{'ratio':>8}"
+    print(f"model {args.model.name}, {os.cpu_count()} CPUs, {args.seconds:.0f} s a measurement")
+    print(header)
+    for row in rows:
+        served, base = row["serve"], row["baseline"]
+        line = f"{row['endpoint']:<16}{row['clients']:>8}{served['p50_ms']:>9.1f}{served['p99_ms']:>9.1f}"
+        line += f"{served['req_per_s']:>9.1f}{served['errors']:>8}  {row['baseline_name']:<20}"
+        if base:
+            row["ratio"] = served["req_per_s"] / base["req_per_s"]
+            line += f"{base['p50_ms']:>9.1f}{base['p99_ms']:>9.1f}{base['req_per_s']:>9.1f}{row['ratio']:>8.2f}"
+        else:
+            line += f"{'not run':>9}"
+        print(line)
+    if note:
+        print(note)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"model": str(args.model), "machine": platform.platform(), "note": note,
+                                    "seconds": args.seconds, "rows": rows}, indent=2))  # fmt: skip
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""``backbone deploy``, ``backbone status`` and ``backbone rollback``: serving a release on Ray Serve."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from backbone.cli.registry import JsonOption, RegistryOption
+from backbone.registry import Component, Registry
+from backbone.serving import deploy as serving
+
+AddressOption = Annotated[
+    str | None,
+    typer.Option(
+        "--address",
+        help="Ray dashboard address. Default: $RAY_DASHBOARD_ADDRESS, else http://127.0.0.1:8265.",
+        show_default=False,
+    ),
+]
+
+
+def deploy(
+    release: Annotated[str, typer.Argument(help="The release whose current version to serve.")],
+    registry: RegistryOption = None,
+    documents: Annotated[
+        Path | None,
+        typer.Option(
+            help="Prepared dataset holding the indexed documents. Default: the one under $BACKBONE_DATASETS_DIR "
+            "whose checksum the index's lineage records.",
+            show_default=False,
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address Serve's HTTP proxy binds; 0.0.0.0 exposes it.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of Serve's HTTP proxy.")] = 8000,
+    config_out: Annotated[
+        Path | None, typer.Option(help="Also write the Serve config here (for `serve deploy` / `serve run`).")
+    ] = None,
+    address: AddressOption = None,
+) -> None:
+    """Serve a release's current version on the running Ray cluster; wait until it answers."""
+    record, _ = serving.deploy(
+        release,
+        Registry(registry),
+        serving.ServeCluster(address),
+        documents=documents,
+        host=host,
+        port=port,
+        config_out=config_out,
+    )
+    typer.echo(
+        f"serving {record.name} v{record.version} at http://{host}:{port} "
+        f"(retriever {record.retriever.checkpoint}, index {record.retriever.index}, "
+        f"reranker {record.reranker.checkpoint})"
+    )
+
+
+def status(address: AddressOption = None, as_json: JsonOption = False) -> None:
+    """Show what serves now: the release version, each component's artifacts, status and replicas."""
+    report = serving.ServeCluster(address).status()
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    lines = [f"{report['release']} v{report['release_version']}: {report['status']} at {report['url']}"]
+    for name, deployment in report["deployments"].items():
+        serves = ", ".join(f"{key} {value}" for key, value in deployment["serves"].items())
+        lines.append(f"  {name:<10} {deployment['status']:<10} replicas {deployment['replicas']}  {serves}".rstrip())
+    typer.echo("\n".join(lines))
+
+
+def rollback(
+    component: Annotated[Component, typer.Argument(help="retriever or reranker.")],
+    to: Annotated[
+        int | None,
+        typer.Option("--to", help="Release version whose component to serve again. Default: the previous one."),
+    ] = None,
+    note: Annotated[str, typer.Option(help="Why, kept in the release history.")] = "",
+    address: AddressOption = None,
+) -> None:
+    """Roll one component of the served release back; the other keeps its replicas running."""
+    record = serving.rollback(component, serving.ServeCluster(address), to_version=to, note=note)
+    typer.echo(f"{record.name} v{record.version}: {record.change}")

@@ -1,0 +1,100 @@
+"""What each deployment is told to serve: the ``user_config`` of the retriever, the reranker and the gateway.
+
+Each component's artifacts live in its own deployment's ``user_config``, so changing one component (a promotion or a
+rollback) changes only that deployment's config: Ray Serve then calls ``reconfigure()`` on its replicas alone and
+leaves every other deployment's replicas running (same processes).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from backbone.registry import AppSettings
+
+
+class Batching(BaseModel):
+    """How a deployment groups concurrent requests into one forward pass (``@serve.batch``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_batch_size: int = Field(16, ge=1, le=512, description="Most requests run through the model together.")
+    batch_wait_timeout_s: float = Field(
+        0.005, ge=0, le=1, description="How long a batch waits for more requests once its first one has arrived."
+    )
+
+
+class RetrieverConfig(BaseModel):
+    """The retriever deployment's ``user_config``: the checkpoint, its index, and the documents the index holds.
+
+    Example:
+        >>> RetrieverConfig(registry="/reg", checkpoint="checkpoint-20250301T120000Z-0a1b2c3d",
+        ...     index="index-20250301T120500Z-1a2b3c4d", documents="/data/stard-mini").batching.max_batch_size
+        16
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    registry: str = Field(description="URI of the registry holding the checkpoint and the index.")
+    checkpoint: str = Field(description="Id of the retriever checkpoint artifact.")
+    index: str = Field(description="Id of the index artifact built from that checkpoint.")
+    documents: str = Field(
+        description="Prepared dataset folder (backbone.data.load_dataset) whose corpus gives each id its title and "
+        "text; must be the dataset the index was built on when the index records one."
+    )
+    batching: Batching = Field(default_factory=Batching, description="Dynamic batching of queries and embeddings.")
+
+
+class RerankerConfig(BaseModel):
+    """The reranker deployment's ``user_config``.
+
+    Example:
+        >>> RerankerConfig(registry="/reg", checkpoint="checkpoint-20250301T120000Z-0a1b2c3d").batching.max_batch_size
+        16
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    registry: str = Field(description="URI of the registry holding the checkpoint.")
+    checkpoint: str = Field(description="Id of the reranker checkpoint artifact.")
+    batching: Batching = Field(default_factory=Batching, description="Dynamic batching of rerank requests.")
+
+
+class Limits(BaseModel):
+    """What the gateway accepts; anything beyond is a 4xx answer naming the part of the request at fault."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body, in bytes (413 beyond).")
+    max_query_chars: int = Field(2_000, ge=1, description="Longest query, in characters.")
+    max_document_chars: int = Field(20_000, ge=1, description="Longest document to rerank or text to embed.")
+    max_documents: int = Field(256, ge=1, description="Most documents in one rerank request.")
+    max_inputs: int = Field(256, ge=1, description="Most texts in one embeddings request.")
+    max_top_n: int = Field(100, ge=1, description="Most results one search or rerank answer may ask for.")
+
+
+class GatewayConfig(BaseModel):
+    """The gateway deployment's ``user_config``: which release serves, its applications, deadlines and limits.
+
+    Example:
+        >>> GatewayConfig(release="legal-search", release_version=3,
+        ...     applications={"default": AppSettings(k=50, top_n=10)}).rerank_timeout_s
+        2.0
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    release: str = Field(description="Name of the release being served.")
+    release_version: int = Field(ge=1, description="Version of the release whose components are being served.")
+    applications: dict[str, AppSettings] = Field(
+        min_length=1, description="Settings (k, top_n, rerank) of each application, by name, from the release."
+    )
+    rerank_timeout_s: float = Field(
+        2.0, gt=0, le=60, description="Deadline of the reranker per search; past it the retriever's ranking answers."
+    )
+    retrieve_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=120,
+        description="Deadline of the retriever (and of /v1/info) per request; past it the answer is a 503.",
+    )
+    limits: Limits = Field(default_factory=Limits, description="Request size limits.")

@@ -1,0 +1,301 @@
+"""From a registry release to a running Serve application, and back: deploy, status, rollback.
+
+A Serve config (the file ``serve deploy`` and ``serve run`` read) is written from a release: each component's
+artifacts go into its own deployment's ``user_config``, so applying a config in which only one component changed
+makes Serve call ``reconfigure()`` on that deployment's replicas alone. Configs are applied through the Ray
+dashboard's Serve API, exactly as ``serve deploy`` applies them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+from ray.dashboard.modules.serve.sdk import ServeSubmissionClient
+
+from backbone.data.store import read_manifest
+from backbone.errors import BackboneError
+from backbone.registry import Component, Registry, ReleaseRecord, Releases
+from backbone.serving.config import GatewayConfig, RerankerConfig, RetrieverConfig
+from backbone.settings import datasets_dir
+from backbone.training.stage import dataset_checksum
+
+APP_NAME = "backbone"
+IMPORT_PATH = "backbone.serving.app:build_app"
+DEFAULT_DASHBOARD = "http://127.0.0.1:8265"
+_DEPLOYMENT = {"retriever": "Retriever", "reranker": "Reranker", "gateway": "Gateway"}
+
+
+def find_documents(registry: Registry, index_id: str) -> Path:
+    """The prepared dataset under ``$BACKBONE_DATASETS_DIR`` that the index ``index_id`` was built on.
+
+    Raises:
+        BackboneError: the index records no dataset, or no prepared dataset there has its checksum.
+
+    Example:
+        >>> find_documents(Registry(), "index-20250301T120500Z-1a2b3c4d")  # doctest: +SKIP
+        PosixPath('/root/.cache/backbone/datasets/stard-mini')
+    """
+    wanted = registry.get(index_id).lineage.dataset_checksum
+    if wanted is None:
+        raise BackboneError(f"index {index_id} records no dataset: name its documents with --documents DIR")
+    root = datasets_dir()
+    candidates = sorted(path.parent for path in root.glob("**/manifest.json")) if root.is_dir() else []
+    for folder in candidates:
+        try:
+            read_manifest(folder)
+        except BackboneError:
+            continue  # not a prepared dataset: another tool's manifest.json
+        if dataset_checksum(folder) == wanted:
+            return folder
+    raise BackboneError(
+        f"no prepared dataset in {root} has checksum {wanted} (the dataset index {index_id} was built on): "
+        "prepare it again or name it with --documents DIR"
+    )
+
+
+def serve_config(
+    record: ReleaseRecord,
+    registry: Registry,
+    documents: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+) -> dict[str, Any]:
+    """The Serve config of release version ``record``: one application, three deployments.
+
+    Args:
+        record: the release version to serve.
+        registry: the registry holding its artifacts.
+        documents: the prepared dataset whose corpus the retriever's index holds.
+        host: the address Serve's HTTP proxy binds (loopback unless you mean to expose it).
+        port: its port.
+
+    Raises:
+        BackboneError: the release has no retriever index, or no applications.
+
+    Example:
+        >>> config = serve_config(Releases().current("legal-search"), Registry(), Path("datasets/stard-mini"))
+        ...  # doctest: +SKIP
+    """
+    index = _index_of(record)
+    if not record.applications:
+        raise BackboneError(f"release {record.name} v{record.version} defines no applications to serve")
+    user_configs = {
+        "Retriever": RetrieverConfig(
+            registry=registry.uri,
+            checkpoint=record.retriever.checkpoint,
+            index=index,
+            documents=str(documents.resolve()),
+        ),
+        "Reranker": RerankerConfig(registry=registry.uri, checkpoint=record.reranker.checkpoint),
+        "Gateway": GatewayConfig(release=record.name, release_version=record.version, applications=record.applications),
+    }
+    return {
+        "proxy_location": "HeadOnly",
+        "http_options": {"host": host, "port": port},
+        "logging_config": {"enable_access_log": False},  # per-request log lines cost throughput
+        "applications": [
+            {
+                "name": APP_NAME,
+                "route_prefix": "/",
+                "import_path": IMPORT_PATH,
+                "deployments": [
+                    {"name": name, "user_config": config.model_dump(mode="json")}
+                    for name, config in user_configs.items()
+                ],
+            }
+        ],
+    }
+
+
+def write_config(config: dict[str, Any], path: Path) -> Path:
+    """Write ``config`` as YAML to ``path``, with a comment naming the commands that read it.
+
+    Example:
+        >>> write_config(config, Path("serve_configs/legal-search.yaml"))  # doctest: +SKIP
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = (
+        f"# Written by `backbone deploy`. Apply: serve deploy {path}  (or run in the foreground: serve run {path})\n"
+    )
+    path.write_text(header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+class ServeCluster:
+    """The Serve application on a running Ray cluster, reached through its dashboard (as ``serve deploy`` does).
+
+    Args:
+        address: the dashboard's HTTP address; default ``$RAY_DASHBOARD_ADDRESS``, else ``http://127.0.0.1:8265``.
+
+    Example:
+        >>> ServeCluster().deployed()["applications"][0]["name"]  # doctest: +SKIP
+        'backbone'
+    """
+
+    def __init__(self, address: str | None = None) -> None:
+        self.address = address or os.environ.get("RAY_DASHBOARD_ADDRESS", DEFAULT_DASHBOARD)
+        try:
+            self._client = ServeSubmissionClient(self.address)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            raise BackboneError(
+                f"no Ray dashboard at {self.address} ({err}); start one with `ray start --head`"
+            ) from None
+
+    def apply(self, config: dict[str, Any], timeout_s: float = 300) -> None:
+        """Apply ``config`` and wait until every component serves the versions it names.
+
+        Raises:
+            BackboneError: the application failed to deploy, or did not serve them within ``timeout_s``.
+        """
+        self._client.deploy_applications(config)
+        expected = _versions(config)
+        url = f"http://{config['http_options']['host']}:{config['http_options']['port']}/v1/info"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            app = self._client.get_serve_details().get("applications", {}).get(APP_NAME, {})
+            if app.get("status") == "DEPLOY_FAILED":
+                raise BackboneError(f"deploy failed: {app.get('message', '')}")
+            if app.get("status") == "RUNNING" and _served_versions(url) == expected:
+                return
+            time.sleep(1)
+        raise BackboneError(f"the application did not serve {expected} within {timeout_s:.0f} s; see `backbone status`")
+
+    def deployed(self) -> dict[str, Any]:
+        """The config the cluster runs now (as applied), for status and rollback.
+
+        Raises:
+            BackboneError: no backbone application is deployed there.
+        """
+        details = self._client.get_serve_details()
+        app = details.get("applications", {}).get(APP_NAME)
+        if not app or not app.get("deployed_app_config"):
+            raise BackboneError(f"no {APP_NAME!r} application on the cluster at {self.address}; run `backbone deploy`")
+        return {
+            "proxy_location": details.get("proxy_location") or "HeadOnly",
+            "http_options": {key: details["http_options"][key] for key in ("host", "port")},
+            "logging_config": {"enable_access_log": False},
+            "applications": [app["deployed_app_config"]],
+        }
+
+    def status(self) -> dict[str, Any]:
+        """The application's status, each deployment's status and replicas, and what each component serves."""
+        details = self._client.get_serve_details()
+        app = details.get("applications", {}).get(APP_NAME)
+        if not app:
+            raise BackboneError(f"no {APP_NAME!r} application on the cluster at {self.address}; run `backbone deploy`")
+        configs = _user_configs(self.deployed())
+        return {
+            "status": app["status"],
+            "url": f"http://{details['http_options']['host']}:{details['http_options']['port']}",
+            "release": configs["Gateway"]["release"],
+            "release_version": configs["Gateway"]["release_version"],
+            "deployments": {
+                name: {
+                    "status": deployment["status"],
+                    "replicas": sum(replica["state"] == "RUNNING" for replica in deployment.get("replicas", [])),
+                    "serves": {key: configs[name][key] for key in ("checkpoint", "index") if key in configs[name]},
+                }
+                for name, deployment in app.get("deployments", {}).items()
+            },
+        }
+
+
+def deploy(
+    release: str,
+    registry: Registry,
+    cluster: ServeCluster,
+    *,
+    documents: Path | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    config_out: Path | None = None,
+) -> tuple[ReleaseRecord, dict[str, Any]]:
+    """Serve the current version of ``release`` on ``cluster``; write its Serve config to ``config_out`` too.
+
+    Deploying again after a promotion changes only the promoted component's deployment.
+
+    Example:
+        >>> deploy("legal-search", Registry(), ServeCluster())  # doctest: +SKIP
+    """
+    record = Releases(registry).current(release)
+    folder = documents or find_documents(registry, _index_of(record))
+    config = serve_config(record, registry, folder, host=host, port=port)
+    if config_out is not None:
+        write_config(config, config_out)
+    cluster.apply(config)
+    return record, config
+
+
+def rollback(
+    component: Component, cluster: ServeCluster, *, to_version: int | None = None, note: str = ""
+) -> ReleaseRecord:
+    """Roll ``component`` of the served release back, record it in the release history, and apply only it.
+
+    The release and registry are the ones the running application serves. The other component's deployment
+    keeps its config, so its replicas keep running untouched.
+
+    Args:
+        component: ``"retriever"`` or ``"reranker"``.
+        cluster: where the release serves.
+        to_version: the release version whose component to serve again; default the previous different one.
+        note: why, kept in the release history.
+
+    Example:
+        >>> rollback("reranker", ServeCluster()).change  # doctest: +SKIP
+        'rollback reranker to v1: checkpoint-20250201T090000Z-99aa88bb'
+    """
+    config = cluster.deployed()
+    user_configs = _user_configs(config)
+    gateway = GatewayConfig.model_validate(user_configs["Gateway"])
+    component_config = user_configs[_DEPLOYMENT[component]]
+    record = Releases(Registry(component_config["registry"])).rollback(
+        gateway.release, component, to_version=to_version, note=note
+    )
+    component_config.update(record.slot(component).model_dump(exclude_none=True))
+    user_configs["Gateway"]["release_version"] = record.version
+    cluster.apply(config)
+    return record
+
+
+def _index_of(record: ReleaseRecord) -> str:
+    if record.retriever.index is None:
+        raise BackboneError(f"release {record.name} v{record.version} has no retriever index to search")
+    return record.retriever.index
+
+
+def _user_configs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each deployment's ``user_config`` in ``config``, by deployment name (the same dicts: edits go into it)."""
+    return {deployment["name"]: deployment["user_config"] for deployment in config["applications"][0]["deployments"]}
+
+
+def _versions(config: dict[str, Any]) -> dict[str, Any]:
+    configs = _user_configs(config)
+    return {
+        "release_version": configs["Gateway"]["release_version"],
+        "retriever": configs["Retriever"]["checkpoint"],
+        "index": configs["Retriever"]["index"],
+        "reranker": configs["Reranker"]["checkpoint"],
+    }
+
+
+def _served_versions(url: str) -> dict[str, Any] | None:
+    """The versions ``/v1/info`` reports, or ``None`` while it does not answer."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            info = json.load(response)
+    except (OSError, urllib.error.URLError, json.JSONDecodeError):
+        return None
+    return {
+        "release_version": info["release_version"],
+        "retriever": info["retriever"]["checkpoint"],
+        "index": info["retriever"]["index"],
+        "reranker": info["reranker"]["checkpoint"],
+    }

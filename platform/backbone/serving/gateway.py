@@ -1,0 +1,215 @@
+"""The HTTP gateway: a FastAPI ingress that calls the retriever and the reranker through deployment handles.
+
+Routes: ``POST /v1/search``, ``POST /v1/embeddings`` (OpenAI), ``POST /v1/rerank`` (Cohere), ``GET /v1/info``,
+``GET /healthz``, and the OpenAPI document at ``/docs``. There is no route that deploys or rolls back: those are
+CLI and registry actions (``backbone deploy``, ``backbone rollback``).
+
+No ``from __future__ import annotations`` here: ``serve.ingress`` re-wraps the routes, and FastAPI must see the
+request models as classes, not strings, or it reads them as query parameters.
+"""
+
+import asyncio
+import base64
+import uuid
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Response
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from backbone.serving.config import GatewayConfig, Limits
+from backbone.serving.http_errors import BodySizeLimit, install_error_handlers
+from backbone.serving.pipeline import ranked_hits
+from backbone.serving.schemas import (
+    ComponentInfo,
+    Embedding,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    ErrorResponse,
+    InfoResponse,
+    RerankDocument,
+    RerankRequest,
+    RerankResponse,
+    RerankResult,
+    SearchRequest,
+    SearchResponse,
+    Usage,
+    Versions,
+)
+
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in {
+        400: "Malformed JSON.",
+        404: "Unknown application.",
+        413: "Request body over the size limit.",
+        422: "A field is missing, of the wrong type, or over a limit; the error names it.",
+        503: "A component failed or missed its deadline.",
+    }.items()
+}
+
+api = FastAPI(
+    title="backbone",
+    summary="A shared legal retrieval backbone: dense retrieval, reranking, embeddings.",
+    description="See docs/serving.md for the truncation policy, limits, deploy and rollback.",
+    version="1",
+)
+install_error_handlers(api)
+# The limit is read per request so that a reconfigured gateway applies its new one; before any config, the default.
+_current_limits: list[Limits] = [Limits()]
+api.add_middleware(BodySizeLimit, limit=lambda: _current_limits[0].max_body_bytes)
+
+
+def _refuse_over(value: int, limit: int, what: str) -> None:
+    if value > limit:
+        raise HTTPException(422, f"{what}: {value} is over the limit of {limit}")
+
+
+def _encoded(vector: np.ndarray, encoding_format: str) -> list[float] | str:
+    if encoding_format == "base64":
+        return base64.b64encode(vector.astype("<f4").tobytes()).decode()
+    return vector.tolist()
+
+
+@serve.deployment(name="Gateway", ray_actor_options={"num_cpus": 0})
+@serve.ingress(api)
+class Gateway:
+    """The ingress; its ``user_config`` is a :class:`GatewayConfig` (release, applications, deadlines, limits).
+
+    Args:
+        retriever: handle of the Retriever deployment.
+        reranker: handle of the Reranker deployment.
+    """
+
+    def __init__(self, retriever: DeploymentHandle, reranker: DeploymentHandle) -> None:
+        self._retriever = retriever
+        self._reranker = reranker
+        self._config: GatewayConfig | None = None
+
+    def reconfigure(self, user_config: dict) -> None:
+        """Take a new release version, applications, deadlines or limits; the components are not touched."""
+        self._config = GatewayConfig.model_validate(user_config)
+        _current_limits[0] = self._config.limits
+
+    @property
+    def config(self) -> GatewayConfig:
+        if self._config is None:
+            raise HTTPException(503, "the gateway has no user_config yet: deploy it with `backbone deploy`")
+        return self._config
+
+    async def _call(self, response: Any, timeout: float, component: str) -> Any:
+        """Await a component's answer; a failure or a missed deadline is a 503 naming the component."""
+        try:
+            return await asyncio.wait_for(response, timeout)
+        except TimeoutError:
+            raise HTTPException(503, f"{component}: no answer within {timeout} s") from None
+        except Exception as err:  # any failure inside the component: report it, keep the gateway serving
+            raise HTTPException(503, f"{component} failed: {type(err).__name__}: {err}") from None
+
+    @api.post("/v1/search", response_model=SearchResponse, responses=_REFUSALS)
+    async def search(self, request: SearchRequest) -> SearchResponse:
+        """Retrieve, then rerank if the application does, and answer the best ``top_n`` documents."""
+        config = self.config
+        settings = config.applications.get(request.application)
+        if settings is None:
+            known = ", ".join(sorted(config.applications))
+            raise HTTPException(404, f"application: unknown {request.application!r}; known applications: {known}")
+        _refuse_over(len(request.query), config.limits.max_query_chars, "query characters")
+        top_n = request.top_n or settings.top_n
+        _refuse_over(top_n, min(settings.k, config.limits.max_top_n), "top_n")
+        candidates, retriever, index = await self._call(
+            self._retriever.search.remote(request.query, settings.k), config.retrieve_timeout_s, "retriever"
+        )
+        scores, reranker, error = None, None, None
+        if settings.rerank and candidates:
+            try:
+                scores, reranker = await self._call(
+                    self._reranker.score.remote(request.query, [(c.title, c.text) for c in candidates]),
+                    config.rerank_timeout_s,
+                    "reranker",
+                )
+            except HTTPException as failed:
+                error = failed.detail
+        return SearchResponse(
+            release=config.release,
+            application=request.application,
+            reranked=scores is not None,
+            rerank_error=error,
+            versions=Versions(retriever=retriever, index=index, reranker=reranker),
+            results=ranked_hits(candidates, scores, top_n),
+        )
+
+    @api.post("/v1/embeddings", response_model=EmbeddingResponse, responses=_REFUSALS)
+    async def embeddings(self, request: EmbeddingRequest, response: Response) -> EmbeddingResponse:
+        """OpenAI-compatible embeddings from the retriever (queries by default; ``input_type`` for passages)."""
+        limits = self.config.limits
+        texts = request.texts()
+        _refuse_over(len(texts), limits.max_inputs, "input texts")
+        for position, text in enumerate(texts):
+            _refuse_over(len(text), limits.max_document_chars, f"input.{position} characters")
+        vectors, tokens, checkpoint = await self._call(
+            self._retriever.embed.remote(texts, request.input_type), self.config.retrieve_timeout_s, "retriever"
+        )
+        response.headers["X-Backbone-Retriever"] = checkpoint
+        return EmbeddingResponse(
+            data=[
+                Embedding(index=position, embedding=_encoded(vector, request.encoding_format))
+                for position, vector in enumerate(vectors)
+            ],
+            model=checkpoint,
+            usage=Usage(prompt_tokens=tokens, total_tokens=tokens),
+        )
+
+    @api.post("/v1/rerank", response_model=RerankResponse, responses=_REFUSALS, response_model_exclude_none=True)
+    async def rerank(self, request: RerankRequest, response: Response) -> RerankResponse:
+        """Cohere-compatible rerank: the documents by relevance to the query, with sigmoid scores."""
+        limits = self.config.limits
+        texts = request.texts()
+        _refuse_over(len(request.query), limits.max_query_chars, "query characters")
+        _refuse_over(len(texts), limits.max_documents, "documents")
+        for position, text in enumerate(texts):
+            _refuse_over(len(text), limits.max_document_chars, f"documents.{position} characters")
+        top_n = request.top_n or len(texts)
+        _refuse_over(top_n, min(len(texts), limits.max_top_n), "top_n")
+        scores, checkpoint = await self._call(
+            self._reranker.score.remote(request.query, texts), self.config.rerank_timeout_s, "reranker"
+        )
+        response.headers["X-Backbone-Reranker"] = checkpoint
+        order = np.argsort(-scores, kind="stable")[:top_n]
+        relevance = 1 / (1 + np.exp(-scores.astype(np.float64)))
+        return RerankResponse(
+            id=str(uuid.uuid4()),
+            model=checkpoint,
+            results=[
+                RerankResult(
+                    index=int(position),
+                    relevance_score=float(relevance[position]),
+                    document=RerankDocument(text=texts[position]) if request.return_documents else None,
+                )
+                for position in order
+            ],
+        )
+
+    @api.get("/v1/info", response_model=InfoResponse, responses=_REFUSALS)
+    async def info(self) -> InfoResponse:
+        """The release, each component's version, model and max input lengths, the applications and limits."""
+        config = self.config
+        retriever, reranker = await asyncio.gather(
+            self._call(self._retriever.info.remote(), config.retrieve_timeout_s, "retriever"),
+            # Not the rerank deadline: that one is sized for a search, and may be tight on purpose.
+            self._call(self._reranker.info.remote(), config.retrieve_timeout_s, "reranker"),
+        )
+        return InfoResponse(
+            release=config.release,
+            release_version=config.release_version,
+            retriever=ComponentInfo(**retriever),
+            reranker=ComponentInfo(**reranker),
+            applications={name: app.model_dump() for name, app in config.applications.items()},
+            limits=config.limits.model_dump(),
+        )
+
+    @api.get("/healthz")
+    async def healthz(self) -> dict[str, str]:
+        """``{"status": "ok"}`` once the gateway has its config (the components answer through /v1/info)."""
+        return {"status": "ok", "release": self.config.release}

@@ -1,0 +1,108 @@
+"""The reranker as a service: a cross-encoder scoring (query, passage) pairs.
+
+:class:`LoadedReranker` is one loaded checkpoint, usable in-process; :class:`RerankerDeployment` serves it on Ray
+Serve with dynamic batching and swaps in a new checkpoint on ``reconfigure()`` once it has loaded beside the old one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import numpy as np
+from ray import serve
+from sentence_transformers import CrossEncoder
+
+from backbone.errors import BackboneError
+from backbone.models import checkpoint_spec, load_reranker, passage_text, score_pairs
+from backbone.recipes import Reranker
+from backbone.registry import Registry
+from backbone.serving.config import RerankerConfig
+from backbone.serving.pipeline import configure_batching
+
+
+@dataclass(frozen=True)
+class LoadedReranker:
+    """One version of the reranker, fully loaded."""
+
+    checkpoint: str
+    base_model: str
+    spec: Reranker
+    model: CrossEncoder
+
+    @classmethod
+    def load(cls, config: RerankerConfig) -> LoadedReranker:
+        """Load the reranker checkpoint ``config`` names.
+
+        Raises:
+            BackboneError: the checkpoint is no reranker checkpoint published by a stage run.
+
+        Example:
+            >>> reranker = LoadedReranker.load(RerankerConfig(registry="/reg", checkpoint=...))  # doctest: +SKIP
+        """
+        registry = Registry(config.registry)
+        checkpoint = registry.get(config.checkpoint)
+        spec = checkpoint_spec(checkpoint)
+        if not isinstance(spec, Reranker):
+            raise BackboneError(f"reranker checkpoint {checkpoint.id} is a {checkpoint.params['component']}")
+        return cls(checkpoint.id, spec.model, spec, load_reranker(str(registry.materialize(checkpoint.id)), spec))
+
+    def score(self, queries: list[str], passages: list[str]) -> np.ndarray:
+        """Raw logits of (query, passage) pairs, cut by the checkpoint's ``max_query_length`` / ``max_length``.
+
+        Example:
+            >>> reranker.score(["谁可以成为个体工商户？"], ["自然人从事工商业经营……"])  # doctest: +SKIP
+            array([2.7], dtype=float32)
+        """
+        return score_pairs(self.model, self.spec, queries, passages)
+
+    def passage(self, title: str, text: str) -> str:
+        """A corpus document as this reranker reads it (its ``passage_template``)."""
+        return passage_text(self.spec, title, text)
+
+    def info(self) -> dict[str, object]:
+        """The version, base model and max lengths, for ``/v1/info``."""
+        return {
+            "checkpoint": self.checkpoint,
+            "base_model": self.base_model,
+            "max_lengths": {"query": self.spec.max_query_length, "pair": self.spec.max_length},
+        }
+
+
+@serve.deployment(name="Reranker", ray_actor_options={"num_cpus": 0.5})
+class RerankerDeployment:
+    """Serves one :class:`LoadedReranker` at a time; its ``user_config`` is a :class:`RerankerConfig`."""
+
+    def __init__(self) -> None:
+        self._loaded: LoadedReranker | None = None
+
+    async def reconfigure(self, user_config: dict) -> None:
+        """Load the configured checkpoint beside the current one, then switch to it in one assignment."""
+        config = RerankerConfig.model_validate(user_config)
+        if self._loaded is None or self._loaded.checkpoint != config.checkpoint:
+            self._loaded = await asyncio.to_thread(LoadedReranker.load, config)
+        configure_batching(config.batching, self.score)
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
+    async def score(
+        self, queries: list[str], documents: list[list[str | tuple[str, str]]]
+    ) -> list[tuple[np.ndarray, str]]:
+        """Logits of each request's documents against its query, and the checkpoint that scored.
+
+        A document is a plain passage (``/v1/rerank``) or a corpus ``(title, text)`` pair, which is read through
+        the reranker's own passage template.
+        """
+        if self._loaded is None:
+            raise BackboneError("the reranker has no user_config yet: deploy it with a RerankerConfig")
+        loaded = self._loaded
+        passages = [[doc if isinstance(doc, str) else loaded.passage(*doc) for doc in docs] for docs in documents]
+        pair_queries = [query for query, docs in zip(queries, passages, strict=True) for _ in docs]
+        flat = await asyncio.to_thread(loaded.score, pair_queries, [doc for docs in passages for doc in docs])
+        ends = np.cumsum([len(docs) for docs in passages])
+        return [(scores, loaded.checkpoint) for scores in np.split(flat, ends[:-1])]
+
+    def info(self) -> dict[str, object]:
+        """What this replica serves now."""
+        if self._loaded is None:
+            raise BackboneError("the reranker has no user_config yet")
+        return self._loaded.info()

@@ -1,0 +1,89 @@
+"""The serving components loaded in-process from a registry release: search, embed, score, lineage refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backbone.errors import BackboneError
+from backbone.serving.config import RerankerConfig, RetrieverConfig
+from backbone.serving.deploy import find_documents, serve_config
+from backbone.serving.pipeline import ranked_hits
+from backbone.serving.reranker import LoadedReranker
+from backbone.serving.retriever import LoadedRetriever
+from serving_release import ServableRelease, build_servable_release, make_documents
+
+
+@pytest.fixture(scope="module")
+def release(tiny_encoder_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> ServableRelease:
+    return build_servable_release(tmp_path_factory.mktemp("release"), tiny_encoder_dir)
+
+
+def _retriever_config(release: ServableRelease, **changes: str) -> RetrieverConfig:
+    fields = {
+        "registry": release.registry.uri,
+        "checkpoint": release.record.retriever.checkpoint,
+        "index": release.record.retriever.index,
+        "documents": str(release.documents),
+    }
+    return RetrieverConfig(**{**fields, **changes})
+
+
+def test_retriever_searches_its_index_with_titles_and_texts(release: ServableRelease) -> None:
+    retriever = LoadedRetriever.load(_retriever_config(release))
+    [hits] = retriever.search(["谁可以成为个体工商户？"], k=5)
+    assert len(hits) == 5
+    assert [hit.score for hit in hits] == sorted((hit.score for hit in hits), reverse=True)
+    assert all(hit.doc_id.startswith("d") and hit.title and hit.text for hit in hits)
+    vectors = retriever.embed(["合同", "婚姻"], "passage")
+    assert vectors.shape == (2, retriever.index.dim)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    assert retriever.count_tokens(["合同" * 500], "query") == retriever.spec.max_query_length
+
+
+def test_retriever_refuses_an_index_built_from_another_checkpoint(release: ServableRelease) -> None:
+    other_index = release.other_retriever[1]
+    with pytest.raises(BackboneError, match=f"index {other_index} was not built from retriever checkpoint"):
+        LoadedRetriever.load(_retriever_config(release, index=other_index))
+
+
+def test_retriever_refuses_documents_other_than_the_indexed_dataset(release: ServableRelease, tmp_path: Path) -> None:
+    other = make_documents(tmp_path / "other", copies=5)
+    with pytest.raises(BackboneError, match="are not the dataset the index was built on"):
+        LoadedRetriever.load(_retriever_config(release, documents=str(other)))
+
+
+def test_reranker_scores_pairs_and_refuses_a_retriever_checkpoint(release: ServableRelease) -> None:
+    config = RerankerConfig(registry=release.registry.uri, checkpoint=release.record.reranker.checkpoint)
+    reranker = LoadedReranker.load(config)
+    scores = reranker.score(["谁可以成为个体工商户？"] * 2, ["个体工商户", "婚姻"])
+    assert scores.shape == (2,) and scores[0] != scores[1]
+    wrong = RerankerConfig(registry=release.registry.uri, checkpoint=release.record.retriever.checkpoint)
+    with pytest.raises(BackboneError, match="is a retriever"):
+        LoadedReranker.load(wrong)
+
+
+def test_ranked_hits_follow_the_reranker_else_the_retriever(release: ServableRelease) -> None:
+    [candidates] = LoadedRetriever.load(_retriever_config(release)).search(["合同"], k=4)
+    reversed_scores = np.arange(4, dtype=np.float32)
+    assert [hit.doc_id for hit in ranked_hits(candidates, reversed_scores, 2)] == [
+        candidates[3].doc_id,
+        candidates[2].doc_id,
+    ]
+    assert [hit.doc_id for hit in ranked_hits(candidates, None, 2)] == [c.doc_id for c in candidates[:2]]
+
+
+def test_serve_config_finds_the_indexed_dataset_and_binds_loopback(
+    release: ServableRelease, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BACKBONE_DATASETS_DIR", str(release.documents.parent))
+    documents = find_documents(release.registry, release.record.retriever.index)
+    assert documents == release.documents
+    config = serve_config(release.record, release.registry, documents)
+    assert config["http_options"]["host"] == "127.0.0.1"
+    deployments = {d["name"]: d["user_config"] for d in config["applications"][0]["deployments"]}
+    assert deployments["Retriever"]["index"] == release.record.retriever.index
+    assert deployments["Reranker"]["checkpoint"] == release.record.reranker.checkpoint
+    assert deployments["Gateway"]["applications"]["default"] == {"k": 8, "top_n": 3, "rerank": True}
