@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -31,6 +31,7 @@ class SearchOutcome:
         checkpoints: component -> stage -> checkpoint id.
         work: the model work the search did.
         release: the release written, if any.
+        stage_tables: each component's per-stage table (its own metrics, BM25 first), as Markdown.
     """
 
     recipe: str
@@ -42,6 +43,7 @@ class SearchOutcome:
     checkpoints: dict[str, dict[str, str]]
     work: Work
     release: ReleaseRecord | None
+    stage_tables: list[str] = field(default_factory=list)
 
     def best(self, uniform: bool | None = None, stage: str | None = None) -> Row | None:
         """The best row overall, among uniform (same stage) or mixed assignments, or of one stage pair."""
@@ -115,7 +117,19 @@ def _summary(outcome: SearchOutcome) -> str:
         f"reranker `{choice.reranker}` ({outcome.checkpoints['reranker'][choice.reranker]}); mean {objective} over "
         f"the applications {choice.score:.4f}. {release}",
         "",
-        "## Mixed against uniform and base",
+        *(
+            [
+                "## Each component per stage",
+                "",
+                "Each on its own, as its stage was evaluated: the retriever over the "
+                "whole corpus, the reranker over the fixed BM25 candidate list.",
+                "",
+            ]
+            + [part for table in outcome.stage_tables for part in (table, "")]
+            if outcome.stage_tables
+            else []
+        ),
+        "## End to end: mixed against uniform and base",
         "",
         _table(comparison, ["assignment", *columns]),
         "",
