@@ -185,15 +185,13 @@ class Releases:
             RegistryError: the release exists, or an artifact is unknown, of the wrong kind, or (the index)
                 not built from the retriever checkpoint.
         """
-        retriever = self._slot("retriever", retriever_checkpoint, retriever_index)
-        reranker = self._slot("reranker", reranker_checkpoint)
+        content = self._content(retriever_checkpoint, retriever_index, reranker_checkpoint, applications)
 
         def change(current: ReleaseRecord | None) -> dict[str, Any]:
             if current is not None:
                 raise RegistryError(
                     f"release {name!r} already exists (v{current.version}); promote or roll back its components"
                 )
-            content = {"retriever": retriever, "reranker": reranker, "applications": applications or {}}
             return {**content, "change": "create"}
 
         return self._append(name, change, note)
@@ -228,11 +226,7 @@ class Releases:
             >>> releases.propose("stard-mini", retriever_checkpoint=r, reranker_checkpoint=s).version  # doctest: +SKIP
             3
         """
-        content = {
-            "retriever": self._slot("retriever", retriever_checkpoint, retriever_index),
-            "reranker": self._slot("reranker", reranker_checkpoint),
-            "applications": applications or {},
-        }
+        content = self._content(retriever_checkpoint, retriever_index, reranker_checkpoint, applications)
         if self._versions(name):
             current = self.current(name)
             if all(getattr(current, field) == value for field, value in content.items()):
@@ -356,6 +350,20 @@ class Releases:
     def _unknown(self, name: str) -> RegistryError:
         known = ", ".join(self.names()) or "none"
         return RegistryError(f"no release {name!r} in registry {self.registry.uri} (releases there: {known})")
+
+    def _content(
+        self,
+        retriever_checkpoint: str,
+        retriever_index: str | None,
+        reranker_checkpoint: str,
+        applications: dict[str, AppSettings] | None,
+    ) -> dict[str, Any]:
+        """What a whole version serves, its artifacts checked against the registry."""
+        return {
+            "retriever": self._slot("retriever", retriever_checkpoint, retriever_index),
+            "reranker": self._slot("reranker", reranker_checkpoint),
+            "applications": applications or {},
+        }
 
     def _slot(self, component: Component, checkpoint: str, index: str | None = None) -> RetrieverSlot | RerankerSlot:
         """What to serve as ``component``: ``checkpoint`` (and for the retriever ``index``), checked."""
