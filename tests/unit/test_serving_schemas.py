@@ -70,11 +70,11 @@ def test_scaling_defaults_to_one_replica_and_writes_autoscaling_that_serve_accep
         },
         "ray_actor_options": {"num_cpus": 0.5, "num_gpus": 0.0},
     }
-    assert scaling.reranker.deployment_options()["num_replicas"] == 2
-    assert ServingScaling().retriever.deployment_options() == {
-        "num_replicas": 1,
-        "ray_actor_options": {"num_cpus": 0.5, "num_gpus": 0.0},
-    }
+    fixed = scaling.reranker.deployment_options()["autoscaling_config"]
+    assert (fixed["min_replicas"], fixed["max_replicas"]) == (2, 2)
+    default = ServingScaling().retriever.deployment_options()
+    assert (default["autoscaling_config"]["min_replicas"], default["autoscaling_config"]["max_replicas"]) == (1, 1)
+    assert default["ray_actor_options"] == {"num_cpus": 0.5, "num_gpus": 0.0}
     for options in (scaling.retriever.deployment_options(), Scaling(num_gpus=0.25).deployment_options()):
         DeploymentSchema.model_validate({"name": "Retriever", **options})
 

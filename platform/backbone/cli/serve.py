@@ -75,7 +75,8 @@ def status(address: AddressOption = None, as_json: JsonOption = False) -> None:
     lines = [f"{report['release']} v{report['release_version']}: {report['status']} at {report['url']}"]
     for name, deployment in report["deployments"].items():
         serves = ", ".join(f"{key} {value}" for key, value in deployment["serves"].items())
-        lines.append(f"  {name:<10} {deployment['status']:<10} replicas {deployment['replicas']}  {serves}".rstrip())
+        replicas = f"{deployment['replicas']}/{deployment['target_replicas']}"  # running / what Serve scales to
+        lines.append(f"  {name:<10} {deployment['status']:<10} replicas {replicas}  {serves}".rstrip())
     typer.echo("\n".join(lines))
 
 

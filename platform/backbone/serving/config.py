@@ -141,8 +141,8 @@ class Scaling(BaseModel):
     Without ``autoscaling`` the deployment runs ``replicas`` replicas, whatever the load.
 
     Example:
-        >>> Scaling(num_gpus=0.25).deployment_options()
-        {'num_replicas': 1, 'ray_actor_options': {'num_cpus': 0.5, 'num_gpus': 0.25}}
+        >>> Scaling(num_gpus=0.25).deployment_options()["ray_actor_options"]
+        {'num_cpus': 0.5, 'num_gpus': 0.25}
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -157,13 +157,17 @@ class Scaling(BaseModel):
     )
 
     def deployment_options(self) -> dict[str, object]:
-        """The replica count (or ``autoscaling_config``) and ``ray_actor_options`` of a Serve config deployment."""
-        count = (
-            {"autoscaling_config": self.autoscaling.serve_config()}
-            if self.autoscaling
-            else {"num_replicas": self.replicas}
-        )
-        return {**count, "ray_actor_options": {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus}}
+        """The ``autoscaling_config`` and ``ray_actor_options`` of a Serve config deployment.
+
+        A fixed count is written as an autoscaling range of one value, never as ``num_replicas``: Serve hashes which
+        deployments carry an ``autoscaling_config`` into the application's code version, so switching between the
+        two forms would restart every replica of every deployment instead of only resizing one.
+        """
+        autoscaling = self.autoscaling or Autoscaling(min_replicas=self.replicas, max_replicas=self.replicas)
+        return {
+            "autoscaling_config": autoscaling.serve_config(),
+            "ray_actor_options": {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus},
+        }
 
 
 class ServingScaling(BaseModel):

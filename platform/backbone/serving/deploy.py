@@ -213,7 +213,7 @@ class ServeCluster:
         }
 
     def status(self) -> dict[str, Any]:
-        """The application's status, each deployment's status and replicas, and what each component serves."""
+        """The application's status; each deployment's status, running and target replicas, and artifacts."""
         details = self._client.get_serve_details()
         app = details.get("applications", {}).get(APP_NAME)
         if not app:
@@ -228,6 +228,8 @@ class ServeCluster:
                 name: {
                     "status": deployment["status"],
                     "replicas": sum(replica["state"] == "RUNNING" for replica in deployment.get("replicas", [])),
+                    # What Serve is scaling to: above the running count while added replicas start.
+                    "target_replicas": deployment["target_num_replicas"],
                     "serves": {key: configs[name][key] for key in ("checkpoint", "index") if key in configs[name]},
                 }
                 for name, deployment in app.get("deployments", {}).items()
