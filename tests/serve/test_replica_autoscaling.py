@@ -37,7 +37,7 @@ def test_retriever_replicas_rise_under_load_and_fall_after_it(served, tmp_path: 
     deployed = ServeCluster(served.dashboard).deployed()["applications"][0]["deployments"]
     assert {d["name"]: d.get("autoscaling_config", {}).get("max_replicas") for d in deployed} == {
         "Retriever": 3,
-        "Reranker": None,
+        "Reranker": 1,
         "Gateway": None,
     }
     stop = threading.Event()
