@@ -118,9 +118,13 @@ def build_servable_release(
     retriever: Retriever | None = None,
     reranker: Reranker | None = None,
     copies: int = 4,
+    registry_uri: str | None = None,
 ) -> ServableRelease:
-    """A registry under ``root`` with two retrievers, two rerankers, documents and release ``name`` at v1."""
-    registry = Registry(str(root / "registry"))
+    """A registry (``registry_uri``, default under ``root``) with two retrievers, two rerankers, release ``name`` at v1.
+
+    The documents are a prepared dataset under ``root``.
+    """
+    registry = Registry(registry_uri or str(root / "registry"))
     documents = make_documents(root / "datasets" / "serving-test", copies)
     retriever = retriever or Retriever(model=str(model_dir), max_query_length=32, max_passage_length=64)
     reranker = reranker or Reranker(model=str(model_dir), max_length=96, max_query_length=32)

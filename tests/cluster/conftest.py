@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import ray
-from head_node import worker_pythonpath
+from head_node import head_node, worker_pythonpath
 from tiny_pipeline import TinyPipeline, write_tiny_pipeline_recipe
 
 from backbone.data import build_subset, load_stard, prepare_dataset
@@ -51,3 +51,14 @@ def tiny_pipeline(local_ray: None, stard_dir: Path, tiny_encoder_dir: Path, tmp_
         artifacts = [manifest.id for manifest in Registry(str(registry)).list()]
         second = run_pipeline(recipe, registry_uri=str(registry))
     return TinyPipeline(home, recipe, registry, first, second, artifacts)
+
+
+@pytest.fixture(scope="session")
+def tiny_head() -> str:
+    """One ``ray start --head`` on loopback with one CPU, for the job tests on the tiny pipeline; its dashboard address.
+
+    One CPU makes Tune trials run one after another, and holds exactly the retriever's and the reranker's half-CPU
+    Serve replicas. Shared, because each head start costs about 15 s.
+    """
+    with head_node(num_cpus=1) as address:
+        yield address

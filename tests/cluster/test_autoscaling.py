@@ -1,4 +1,8 @@
-"""On the local twin of cluster.yaml, a training stage makes the autoscaler add worker nodes, which leave when idle."""
+"""On the local twin of cluster.yaml, a training stage makes the autoscaler add worker nodes, which leave when idle.
+
+The registry, and so Ray Train's storage, is on S3 (a local moto server) as on the cluster: the stage's workers write
+their checkpoints into the bucket, and the stage publishes its checkpoint and index there.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,19 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow.fs as pafs
 import pytest
 import ray
 from fake_cluster import NodeCounts, alive_nodes, fake_cluster, wait_for_nodes
 from ray.autoscaler.sdk import request_resources
+from sentence_transformers import SentenceTransformer
 from tiny_recipe import tiny_recipe
 
+from backbone.evaluation import DenseIndex
 from backbone.ray_runtime import resolve_use_gpu
 from backbone.registry import Registry
 from backbone.training import StageRun, run_stage
+from s3_server import moto_s3
 
 pytestmark = pytest.mark.cluster
 
@@ -27,23 +35,28 @@ STAGE = {
     "batch_size": 4,
 }
 IDLE_TIMEOUT_S = 6
+URI = "s3://backbone/registry"
 
 
 @pytest.fixture(scope="module")
 def twin() -> Iterator[NodeCounts]:
-    """The twin of cluster.yaml for this module: a head without CPUs, so all work lands on autoscaled workers."""
-    with fake_cluster(idle_timeout_minutes=IDLE_TIMEOUT_S / 60) as counts:
+    """The twin of cluster.yaml: a head without CPUs, so all work lands on autoscaled workers.
+
+    Every node gets the S3 server's AWS environment, as an instance profile gives a real node.
+    """
+    with moto_s3("backbone"), fake_cluster(idle_timeout_minutes=IDLE_TIMEOUT_S / 60) as counts:
         yield counts
 
 
-def test_training_stage_adds_cpu_workers_and_they_leave_when_idle(
-    twin: NodeCounts, stard_dir: Path, tiny_encoder_dir: Path, small_dataset: Path, tmp_path: Path
+def test_training_stage_on_s3_adds_cpu_workers_and_they_leave_when_idle(
+    twin: NodeCounts, stard_dir: Path, tiny_encoder_dir: Path, small_dataset: Path, private_backbone_home: Path
 ) -> None:
     assert len(alive_nodes()) == 1 and ray.cluster_resources().get("CPU", 0) == 0  # only the head, no CPUs to train
     twin.samples.clear()
     reranker_stage = {**STAGE, "loss": "listwise_ce", "negatives": {"policy": "in_batch", "count": 2}}
     recipe = tiny_recipe(stard_dir, tiny_encoder_dir, STAGE, reranker_stage)
-    registry = Registry(str(tmp_path / "registry"))
+    registry = Registry(URI)
+    assert isinstance(registry.root.fs, pafs.S3FileSystem)
     checkpoint = run_stage(recipe, "retriever", "refine", None, small_dataset, registry, StageRun(workers=2))
     trained_at = time.monotonic()
     wait_for_nodes(1, timeout_s=IDLE_TIMEOUT_S + 60)
@@ -58,7 +71,19 @@ def test_training_stage_adds_cpu_workers_and_they_leave_when_idle(
     assert counts[0] == 1 and counts[-1] == 1  # rose from the head alone, and fell back to it
     assert gone_after >= IDLE_TIMEOUT_S - 1
     assert checkpoint.metrics["steps"] == 4 and checkpoint.params["workers"] == 2
-    assert [a.name for a in registry.list("index")] == ["retriever/refine/index"]
+
+    # Ray Train's workers wrote their epoch checkpoint into the bucket, under the registry's ray-train folder.
+    train_files = registry.root.list_files("ray-train")
+    assert any("/checkpoint_" in path and path.endswith("model.safetensors") for path in train_files), train_files
+    assert not (private_backbone_home / "registry").exists()  # nothing fell back to the local default registry
+    # A fresh reader of the same URI finds the checkpoint and its index, and both load from their local copies.
+    reader = Registry(URI)
+    index = reader.find("index", f"index:{checkpoint.id}")
+    assert index is not None and index.name == "retriever/refine/index" and index.lineage.parents == [checkpoint.id]
+    reader.verify(checkpoint.id)
+    model = SentenceTransformer(str(reader.materialize(checkpoint.id)))
+    query = model.encode(["合同的效力"], prompt_name="query", normalize_embeddings=True)
+    assert len(DenseIndex.load(reader.materialize(index.id)).search(["q"], query, 3)["q"]) == 3
 
 
 def test_use_gpu_auto_follows_the_gpu_nodes_that_are_up(twin: NodeCounts) -> None:

@@ -1,4 +1,8 @@
-"""One real Ray head on loopback for all serving tests, with the test release deployed through ``backbone deploy``."""
+"""One real Ray head on loopback for all serving tests, with the test release deployed through ``backbone deploy``.
+
+The registry is on S3 (a local moto server): the release's checkpoints, index and release history are written through
+``s3://`` and every replica reads them from there, so each serving test also checks the object-storage round trip.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,10 @@ from typer.testing import CliRunner
 
 from backbone.cli import app
 from cluster.head_node import free_port, head_node, ray_env
+from s3_server import moto_s3
 from serving_release import ServableRelease, build_servable_release
+
+REGISTRY_URI = "s3://serving/registry"
 
 
 @dataclass
@@ -31,6 +38,16 @@ class Served:
         result = CliRunner().invoke(app, [*args, "--address", self.dashboard])
         assert result.exit_code == 0, f"backbone {' '.join(args)} failed: {result.output} {result.exception!r}"
         return result.output
+
+    def deploy(self, *options: str) -> str:
+        """``backbone deploy`` of the test release's current version on this cluster, with further ``options``."""
+        return self.cli(
+            "deploy", self.release.record.name,
+            "--registry", self.release.registry.uri,
+            "--documents", str(self.release.documents),
+            "--port", str(self.http.base_url.port),
+            *options,
+        )  # fmt: skip
 
     def replica_pids(self) -> dict[str, set[int]]:
         """The process ids of the live replicas of each deployment."""
@@ -52,29 +69,21 @@ class Served:
 
 @pytest.fixture(scope="session")
 def served(tiny_encoder_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """The tiny release served on a private head; Ray's token auth is off on both sides (see the Ray notes)."""
+    """The tiny release, written to S3, served on a private head; Ray's token auth is off (see the Ray notes).
+
+    The head starts inside the S3 server's environment, so its replicas get the AWS variables a real node's
+    environment or instance profile gives: credentials never appear in a config.
+    """
     saved = dict(os.environ)
     os.environ.update(ray_env())
     root = tmp_path_factory.mktemp("served")
-    release = build_servable_release(root, tiny_encoder_dir)
-    port = free_port()
     try:
-        with head_node() as dashboard:
-            config_path = root / "serve_config.yaml"
-            result = CliRunner().invoke(
-                app,
-                [
-                    "deploy", release.record.name,
-                    "--registry", release.registry.uri,
-                    "--documents", str(release.documents),
-                    "--port", str(port),
-                    "--config-out", str(config_path),
-                    "--address", dashboard,
-                ],
-            )  # fmt: skip
-            assert result.exit_code == 0, f"deploy failed: {result.output} {result.exception!r}"
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-                yield Served(release, dashboard, http, config_path)
+        with moto_s3("serving"):
+            release = build_servable_release(root, tiny_encoder_dir, registry_uri=REGISTRY_URI)
+            with head_node() as dashboard, httpx.Client(base_url=f"http://127.0.0.1:{free_port()}", timeout=30) as http:
+                served = Served(release, dashboard, http, root / "serve_config.yaml")
+                served.deploy("--config-out", str(served.config_path))
+                yield served
     finally:
         os.environ.clear()
         os.environ.update(saved)

@@ -25,8 +25,7 @@ def test_promoting_and_rolling_back_the_reranker_leaves_the_retriever_replicas(s
     assert set(pids) == {"Retriever", "Reranker", "Gateway"}
 
     releases.promote(name, "reranker", served.release.other_reranker, note="test upgrade")
-    served.cli("deploy", name, "--registry", served.release.registry.uri,
-               "--documents", str(served.release.documents), "--port", str(served.http.base_url.port))  # fmt: skip
+    served.deploy()
     upgraded = served.versions()
     assert upgraded["reranker"] == served.release.other_reranker
     assert (upgraded["retriever"], upgraded["index"]) == (before["retriever"], before["index"])
@@ -49,8 +48,7 @@ def test_rolling_back_the_retriever_under_load_fails_no_request_and_switches_onc
     name, releases = served.release.record.name, Releases(served.release.registry)
     new_checkpoint, new_index = served.release.other_retriever
     releases.promote(name, "retriever", new_checkpoint, index=new_index)
-    served.cli("deploy", name, "--registry", served.release.registry.uri,
-               "--documents", str(served.release.documents), "--port", str(served.http.base_url.port))  # fmt: skip
+    served.deploy()
     old = (new_checkpoint, new_index)
     reranker_pids = served.replica_pids()["Reranker"]
 

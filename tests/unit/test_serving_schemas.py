@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 from pydantic import ValidationError
-from ray.serve.schema import ServeDeploySchema
+from ray.serve.schema import DeploymentSchema, ServeDeploySchema
 
-from backbone.serving.config import GatewayConfig, RerankerConfig, RetrieverConfig
+from backbone.errors import BackboneError
+from backbone.serving.config import GatewayConfig, RerankerConfig, RetrieverConfig, Scaling, ServingScaling
+from backbone.serving.deploy import load_scaling
 from backbone.serving.schemas import EmbeddingRequest, RerankRequest, SearchRequest
 
 SHIPPED = Path(__file__).resolve().parents[2] / "serve_configs"
@@ -54,3 +56,32 @@ def test_shipped_serve_configs_validate_for_serve_and_for_each_deployment(path: 
     RetrieverConfig.model_validate(user_configs["Retriever"])
     RerankerConfig.model_validate(user_configs["Reranker"])
     GatewayConfig.model_validate(user_configs["Gateway"])
+
+
+def test_scaling_defaults_to_one_replica_and_writes_autoscaling_that_serve_accepts(tmp_path: Path) -> None:
+    scaling = load_scaling(SHIPPED / "scaling" / "autoscaling.yaml")
+    assert scaling.retriever.deployment_options() == {
+        "autoscaling_config": {
+            "min_replicas": 1,
+            "max_replicas": 4,
+            "target_ongoing_requests": 2.0,
+            "upscale_delay_s": 30.0,
+            "downscale_delay_s": 600.0,
+        },
+        "ray_actor_options": {"num_cpus": 0.5, "num_gpus": 0.0},
+    }
+    fixed = scaling.reranker.deployment_options()["autoscaling_config"]
+    assert (fixed["min_replicas"], fixed["max_replicas"]) == (2, 2)
+    default = ServingScaling().retriever.deployment_options()
+    assert (default["autoscaling_config"]["min_replicas"], default["autoscaling_config"]["max_replicas"]) == (1, 1)
+    assert default["ray_actor_options"] == {"num_cpus": 0.5, "num_gpus": 0.0}
+    for options in (scaling.retriever.deployment_options(), Scaling(num_gpus=0.25).deployment_options()):
+        DeploymentSchema.model_validate({"name": "Retriever", **options})
+
+    bad = tmp_path / "scaling.yaml"
+    bad.write_text("retriever:\n  autoscaling: {min_replicas: 3, max_replicas: 2}\nreranker: {replica: 2}\n")
+    with pytest.raises(BackboneError) as refused:
+        load_scaling(bad)
+    message = str(refused.value)
+    assert message.startswith(f"{bad}: ") and "min_replicas 3 is above max_replicas 2" in message
+    assert "reranker.replica: Extra inputs are not permitted" in message

@@ -35,6 +35,14 @@ def deploy(
     ] = None,
     host: Annotated[str, typer.Option(help="Address Serve's HTTP proxy binds; 0.0.0.0 exposes it.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of Serve's HTTP proxy.")] = 8000,
+    scaling: Annotated[
+        Path | None,
+        typer.Option(
+            help="YAML file of the retriever's and reranker's replicas (fixed or autoscaling) and CPUs/GPUs per "
+            "replica (see serve_configs/scaling.yaml). Default: one replica each, half a CPU, no GPU.",
+            show_default=False,
+        ),
+    ] = None,
     config_out: Annotated[
         Path | None, typer.Option(help="Also write the Serve config here (for `serve deploy` / `serve run`).")
     ] = None,
@@ -48,6 +56,7 @@ def deploy(
         documents=documents,
         host=host,
         port=port,
+        scaling=serving.load_scaling(scaling) if scaling else None,
         config_out=config_out,
     )
     typer.echo(
@@ -66,7 +75,8 @@ def status(address: AddressOption = None, as_json: JsonOption = False) -> None:
     lines = [f"{report['release']} v{report['release_version']}: {report['status']} at {report['url']}"]
     for name, deployment in report["deployments"].items():
         serves = ", ".join(f"{key} {value}" for key, value in deployment["serves"].items())
-        lines.append(f"  {name:<10} {deployment['status']:<10} replicas {deployment['replicas']}  {serves}".rstrip())
+        replicas = f"{deployment['replicas']}/{deployment['target_replicas']}"  # running / what Serve scales to
+        lines.append(f"  {name:<10} {deployment['status']:<10} replicas {replicas}  {serves}".rstrip())
     typer.echo("\n".join(lines))
 
 

@@ -7,7 +7,7 @@ leaves every other deployment's replicas running (same processes).
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backbone.registry import AppSettings
 
@@ -98,3 +98,89 @@ class GatewayConfig(BaseModel):
         description="Deadline of the retriever (and of /v1/info) per request; past it the answer is a 503.",
     )
     limits: Limits = Field(default_factory=Limits, description="Request size limits.")
+
+
+class Autoscaling(BaseModel):
+    """Ray Serve's ``autoscaling_config`` for one deployment: replicas follow the requests in flight.
+
+    Example:
+        >>> Autoscaling(max_replicas=4).serve_config()["target_ongoing_requests"]
+        2.0
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_replicas: int = Field(
+        1, ge=0, description="Fewest replicas; 0 lets an idle deployment go away (the next request waits for a load)."
+    )
+    max_replicas: int = Field(ge=1, description="Most replicas; each holds its own copy of the model.")
+    target_ongoing_requests: float = Field(
+        2.0, gt=0, description="Requests in flight per replica that Serve aims at: more adds replicas, fewer removes."
+    )
+    upscale_delay_s: float = Field(
+        30.0, ge=0, description="How long the load must stay above the target before replicas are added."
+    )
+    downscale_delay_s: float = Field(
+        600.0, ge=0, description="How long the load must stay below the target before replicas are removed."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Autoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas {self.min_replicas} is above max_replicas {self.max_replicas}")
+        return self
+
+    def serve_config(self) -> dict[str, float | int]:
+        """The deployment's ``autoscaling_config`` in a Serve config file."""
+        return self.model_dump(mode="json")
+
+
+class Scaling(BaseModel):
+    """How many replicas of one deployment run, and what each asks of a node.
+
+    Without ``autoscaling`` the deployment runs ``replicas`` replicas, whatever the load.
+
+    Example:
+        >>> Scaling(num_gpus=0.25).deployment_options()["ray_actor_options"]
+        {'num_cpus': 0.5, 'num_gpus': 0.25}
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    replicas: int = Field(1, ge=1, description="Fixed number of replicas, used when autoscaling is not set.")
+    autoscaling: Autoscaling | None = Field(
+        None, description="Replicas follow the load between min_replicas and max_replicas instead (replaces replicas)."
+    )
+    num_cpus: float = Field(0.5, ge=0, description="CPUs each replica reserves on its node.")
+    num_gpus: float = Field(
+        0, ge=0, description="GPUs each replica reserves: a fraction (0.25) shares one GPU among replicas; 0 on CPU."
+    )
+
+    def deployment_options(self) -> dict[str, object]:
+        """The ``autoscaling_config`` and ``ray_actor_options`` of a Serve config deployment.
+
+        A fixed count is written as an autoscaling range of one value, never as ``num_replicas``: Serve hashes which
+        deployments carry an ``autoscaling_config`` into the application's code version, so switching between the
+        two forms would restart every replica of every deployment instead of only resizing one.
+        """
+        autoscaling = self.autoscaling or Autoscaling(min_replicas=self.replicas, max_replicas=self.replicas)
+        return {
+            "autoscaling_config": autoscaling.serve_config(),
+            "ray_actor_options": {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus},
+        }
+
+
+class ServingScaling(BaseModel):
+    """The replicas and resources of the retriever and the reranker (``backbone deploy --scaling FILE``).
+
+    The gateway stays one replica with no CPU reserved: it only forwards requests.
+
+    Example:
+        >>> ServingScaling.model_validate({"retriever": {"autoscaling": {"max_replicas": 3}}}).reranker.replicas
+        1
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    retriever: Scaling = Field(default_factory=Scaling, description="Replicas and resources of the retriever.")
+    reranker: Scaling = Field(default_factory=Scaling, description="Replicas and resources of the reranker.")

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 from ray.dashboard.modules.serve.sdk import ServeSubmissionClient
 
 from backbone.data.store import read_manifest
 from backbone.errors import BackboneError
 from backbone.registry import Component, Registry, ReleaseRecord, Releases
-from backbone.serving.config import GatewayConfig, RerankerConfig, RetrieverConfig
+from backbone.serving.config import GatewayConfig, RerankerConfig, RetrieverConfig, ServingScaling
 from backbone.settings import datasets_dir
 from backbone.training.stage import dataset_checksum
 
@@ -67,6 +68,7 @@ def serve_config(
     *,
     host: str = "127.0.0.1",
     port: int = 8000,
+    scaling: ServingScaling | None = None,
 ) -> dict[str, Any]:
     """The Serve config of release version ``record``: one application, three deployments.
 
@@ -76,6 +78,8 @@ def serve_config(
         documents: the prepared dataset whose corpus the retriever's index holds.
         host: the address Serve's HTTP proxy binds (loopback unless you mean to expose it).
         port: its port.
+        scaling: replicas (fixed or autoscaled) and resources of the retriever and the reranker; default one
+            replica each, half a CPU, no GPU.
 
     Raises:
         BackboneError: the release has no retriever index, or no applications.
@@ -97,6 +101,8 @@ def serve_config(
         "Reranker": RerankerConfig(registry=registry.uri, checkpoint=record.reranker.checkpoint),
         "Gateway": GatewayConfig(release=record.name, release_version=record.version, applications=record.applications),
     }
+    scaling = scaling or ServingScaling()
+    options = {"Retriever": scaling.retriever.deployment_options(), "Reranker": scaling.reranker.deployment_options()}
     return {
         "proxy_location": "HeadOnly",
         "http_options": {"host": host, "port": port},
@@ -107,12 +113,33 @@ def serve_config(
                 "route_prefix": "/",
                 "import_path": IMPORT_PATH,
                 "deployments": [
-                    {"name": name, "user_config": config.model_dump(mode="json")}
+                    {"name": name, **options.get(name, {}), "user_config": config.model_dump(mode="json")}
                     for name, config in user_configs.items()
                 ],
             }
         ],
     }
+
+
+def load_scaling(path: Path) -> ServingScaling:
+    """Read a :class:`ServingScaling` from the YAML file ``path``.
+
+    Raises:
+        BackboneError: the file is unreadable, not YAML, or a field is wrong (named with the file).
+
+    Example:
+        >>> load_scaling(Path("serve_configs/scaling.yaml")).retriever.autoscaling.max_replicas  # doctest: +SKIP
+        4
+    """
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise BackboneError(f"{path}: cannot read the scaling file: {err}") from None
+    try:
+        return ServingScaling.model_validate(raw)
+    except ValidationError as err:
+        problems = [f"{'.'.join(map(str, problem['loc'])) or '(top)'}: {problem['msg']}" for problem in err.errors()]
+        raise BackboneError(f"{path}: " + "; ".join(problems)) from None
 
 
 def write_config(config: dict[str, Any], path: Path) -> Path:
@@ -186,7 +213,7 @@ class ServeCluster:
         }
 
     def status(self) -> dict[str, Any]:
-        """The application's status, each deployment's status and replicas, and what each component serves."""
+        """The application's status; each deployment's status, running and target replicas, and artifacts."""
         details = self._client.get_serve_details()
         app = details.get("applications", {}).get(APP_NAME)
         if not app:
@@ -201,6 +228,8 @@ class ServeCluster:
                 name: {
                     "status": deployment["status"],
                     "replicas": sum(replica["state"] == "RUNNING" for replica in deployment.get("replicas", [])),
+                    # What Serve is scaling to: above the running count while added replicas start.
+                    "target_replicas": deployment["target_num_replicas"],
                     "serves": {key: configs[name][key] for key in ("checkpoint", "index") if key in configs[name]},
                 }
                 for name, deployment in app.get("deployments", {}).items()
@@ -216,18 +245,31 @@ def deploy(
     documents: Path | None = None,
     host: str = "127.0.0.1",
     port: int = 8000,
+    scaling: ServingScaling | None = None,
     config_out: Path | None = None,
 ) -> tuple[ReleaseRecord, dict[str, Any]]:
     """Serve the current version of ``release`` on ``cluster``; write its Serve config to ``config_out`` too.
 
-    Deploying again after a promotion changes only the promoted component's deployment.
+    Deploying again after a promotion changes only the promoted component's deployment. Deploying again with other
+    ``scaling`` changes replica counts in place; a changed ``num_cpus``/``num_gpus`` replaces that deployment's
+    replicas.
+
+    Args:
+        release: the release whose current version to serve.
+        registry: the registry holding it.
+        cluster: where to serve it.
+        documents: the indexed documents; default the prepared dataset the index's lineage names.
+        host: the address Serve's HTTP proxy binds.
+        port: its port.
+        scaling: replicas and resources of the retriever and the reranker (see :func:`serve_config`).
+        config_out: also write the Serve config here.
 
     Example:
         >>> deploy("legal-search", Registry(), ServeCluster())  # doctest: +SKIP
     """
     record = Releases(registry).current(release)
     folder = documents or find_documents(registry, _index_of(record))
-    config = serve_config(record, registry, folder, host=host, port=port)
+    config = serve_config(record, registry, folder, host=host, port=port, scaling=scaling)
     if config_out is not None:
         write_config(config, config_out)
     cluster.apply(config)
