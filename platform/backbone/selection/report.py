@@ -105,6 +105,18 @@ def _summary(outcome: SearchOutcome) -> str:
         if outcome.release
         else "No release written."
     )
+    alone_best = max(outcome.retriever_only.items(), key=lambda item: item[1][objective])
+    reranking = (
+        [
+            f"**Reranking lowers {objective} here:** the best assignment scores {outcome.rows[0][objective]:.4f}, "
+            f"retriever `{alone_best[0]}` alone {alone_best[1][objective]:.4f}. Applications that rerank get the "
+            "best reranked assignment, as the recipe asks; set `rerank: false` for an application to serve the "
+            "retriever's ranking.",
+            "",
+        ]
+        if outcome.rows and alone_best[1][objective] > outcome.rows[0][objective]
+        else []
+    )
     lines = [
         f"# Stage-assignment search: {outcome.recipe}",
         "",
@@ -117,6 +129,7 @@ def _summary(outcome: SearchOutcome) -> str:
         f"reranker `{choice.reranker}` ({outcome.checkpoints['reranker'][choice.reranker]}); mean {objective} over "
         f"the applications {choice.score:.4f}. {release}",
         "",
+        *reranking,
         *(
             [
                 "## Each component per stage",
