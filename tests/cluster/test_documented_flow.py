@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import httpx
 import pytest
@@ -50,6 +51,14 @@ def test_pipeline_job_then_deploy_search_rollback_status(
 
     # backbone deploy RELEASE  (registry from $BACKBONE_REGISTRY, documents: the dataset the pipeline prepared)
     port = free_port()
+    try:
+        _deploy_search_rollback_status(tiny_head, releases, port, chosen, other)
+    finally:
+        # The head is shared with the other job tests: give its CPU back (`serve shutdown`, as docs/cluster.md ends).
+        subprocess.run(["serve", "shutdown", "--address", tiny_head, "--yes"], env=ray_env(), check=True, timeout=120)
+
+
+def _deploy_search_rollback_status(tiny_head: str, releases: Releases, port: int, chosen: str, other: str) -> None:
     deployed = backbone("deploy", "tiny-pipeline", "--port", str(port))
     assert f"reranker {other}" in deployed
 
