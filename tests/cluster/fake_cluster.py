@@ -136,6 +136,12 @@ def fake_cluster(idle_timeout_minutes: float = 0.1, cpus_per_node: int = 1) -> I
         >>> with fake_cluster() as counts:  # doctest: +SKIP
         ...     ray.get(ray.remote(num_cpus=1)(lambda: 1).remote())  # the autoscaler adds a cpu_worker
     """
+    if ray.is_initialized():
+        # One process attaches to one Ray: this driver must join the twin, not the tests' session-wide local Ray.
+        raise RuntimeError(
+            "fake_cluster() needs a process not yet attached to Ray: run it before tests that use the local_ray "
+            "fixture (pytest's default order runs tests/cluster/test_autoscaling.py first)"
+        )
     gcs = free_port()
     config = twin_config(
         load_cluster_config(REPO / "cluster.yaml"), f"127.0.0.1:{gcs}", idle_timeout_minutes, cpus_per_node
