@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+_START_TIMEOUT_S = 240
 
 
 def free_port() -> int:
@@ -52,6 +53,7 @@ def head_node(
         extra_env: further environment of the head and everything it starts.
     """
     dashboard, gcs = free_port(), gcs or free_port()
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the head; closed in the finally below)
     process = subprocess.Popen(
         [
             "ray",
@@ -73,19 +75,25 @@ def head_node(
         ],
         env={**ray_env(), **(extra_env or {})},
         start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     address = f"http://127.0.0.1:{dashboard}"
     try:
-        deadline = time.monotonic() + 90
+        # Generous: on a loaded 2-core machine a head has taken over a minute to serve its dashboard.
+        deadline = time.monotonic() + _START_TIMEOUT_S
         while True:
             try:
                 urllib.request.urlopen(f"{address}/api/version", timeout=2)
                 break
             except OSError:
                 if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("the Ray head did not come up within 90 s") from None
+                    log.seek(0)
+                    output = log.read().decode(errors="replace")[-3000:]
+                    raise RuntimeError(
+                        f"the Ray head did not come up within {_START_TIMEOUT_S} s (exit code {process.poll()}); "
+                        f"its output:\n{output}"
+                    ) from None
                 time.sleep(1)
         yield address
     finally:
@@ -99,6 +107,7 @@ def head_node(
         current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
         if current.is_file() and current.read_text().strip().endswith(f":{gcs}"):
             current.unlink()
+        log.close()
 
 
 def submit(address: str, entrypoint: list[str], runtime_env: str, env: dict[str, str]) -> subprocess.CompletedProcess:
