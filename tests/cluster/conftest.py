@@ -55,10 +55,9 @@ def tiny_pipeline(local_ray: None, stard_dir: Path, tiny_encoder_dir: Path, tmp_
 
 @pytest.fixture(scope="session")
 def tiny_head() -> str:
-    """One ``ray start --head`` on loopback with one CPU, for the job tests on the tiny pipeline; its dashboard address.
+    """One ``ray start --head`` on loopback with one CPU, for the documented-flow test; its dashboard address.
 
-    One CPU makes Tune trials run one after another, and holds exactly the retriever's and the reranker's half-CPU
-    Serve replicas. Shared, because each head start costs about 15 s.
+    One CPU holds exactly the retriever's and the reranker's half-CPU Serve replicas.
     """
     with head_node(num_cpus=1) as address:
         yield address

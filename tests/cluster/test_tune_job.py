@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from head_node import REPO, ray_env, submit
+from head_node import REPO, head_node, ray_env, submit
 from ray.job_submission import JobStatus, JobSubmissionClient
 from tiny_pipeline import TinyPipeline
 
@@ -42,28 +42,34 @@ def _wait(condition, what: str, timeout: float = 300, poll: float = 0.2) -> None
         time.sleep(poll)
 
 
-def test_an_interrupted_search_job_resumes(
-    tiny_pipeline: TinyPipeline, tiny_head: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_interrupted_search_job_resumes(tiny_pipeline: TinyPipeline, monkeypatch: pytest.MonkeyPatch) -> None:
     registry = tiny_pipeline.registry
     shutil.rmtree(registry / "ray-tune")  # forget the finished search, so this job starts it afresh
     env_vars = {"BACKBONE_HOME": str(tiny_pipeline.home), "BACKBONE_REGISTRY": str(registry)}
     entrypoint = ["python", "jobs/tune.py", "--recipe", str(tiny_pipeline.recipe)]
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # the job client talks to a head without token auth
     started = time.time()
-    client = JobSubmissionClient(tiny_head)
-    job = client.submit_job(
-        entrypoint=" ".join(entrypoint), runtime_env={"working_dir": str(REPO), "env_vars": env_vars}
-    )
-    _wait(lambda: client.get_job_info(job).driver_info is not None, "the job's driver")
-    driver = int(client.get_job_info(job).driver_info.pid)
-    _wait(lambda: _trial_results_since(started) > 0, "the first finished trial", poll=0.05)
-    os.kill(driver, signal.SIGINT)  # what Ctrl-C does
-    _wait(lambda: client.get_job_status(job).is_terminal(), "the interrupted job to end")
-    interrupted_status, interrupted_logs = client.get_job_status(job), client.get_job_logs(job)
-    finished_before = _finished_trials(registry)
+    # A head of its own: a head that served an earlier job may have dropped that job's working-dir package from its
+    # store while still listing it, and a new job reusing the package then fails to set up.
+    with head_node(num_cpus=1) as address:  # one CPU: trials run one after another
+        client = JobSubmissionClient(address)
+        job = client.submit_job(
+            entrypoint=" ".join(entrypoint), runtime_env={"working_dir": str(REPO), "env_vars": env_vars}
+        )
 
-    resumed = submit(tiny_head, entrypoint, json.dumps({"env_vars": env_vars}), ray_env())
+        def driver_started() -> bool:
+            assert not client.get_job_status(job).is_terminal(), client.get_job_logs(job)[-3000:]
+            return client.get_job_info(job).driver_info is not None
+
+        _wait(driver_started, "the job's driver")
+        driver = int(client.get_job_info(job).driver_info.pid)
+        _wait(lambda: _trial_results_since(started) > 0, "the first finished trial", poll=0.05)
+        os.kill(driver, signal.SIGINT)  # what Ctrl-C does
+        _wait(lambda: client.get_job_status(job).is_terminal(), "the interrupted job to end")
+        interrupted_status, interrupted_logs = client.get_job_status(job), client.get_job_logs(job)
+        finished_before = _finished_trials(registry)
+
+        resumed = submit(address, entrypoint, json.dumps({"env_vars": env_vars}), ray_env())
 
     assert interrupted_status == JobStatus.FAILED, interrupted_logs[-3000:]
     assert "the search stopped after" in interrupted_logs and "run it again to resume" in interrupted_logs
