@@ -119,3 +119,60 @@ def test_trec_qrels_errors_name_the_trec_file(tmp_path: Path) -> None:
     (tmp_path / "extra.qrels").write_text("q1 0 d1 1\nq1 0 nope 1\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"extra\.qrels:2: query 'q1' judges unknown doc 'nope'"):
         load_beir(write_beir(tmp_path / "beir"), {"extra": tmp_path / "extra.qrels"})
+
+
+# AILA-like: the corpus lacks statutes that the judgments name (lines 3, 4 and 6 of test, line 3 of train).
+AILA_QRELS = {
+    "test": HEADER + "q1\td1\t1\nq1\tS58\t1\nq2\tS58\t1\nq2\t3\t1\nq2\tS7\t0\n",
+    "train": HEADER + "q2\td1\t1\nq2\tgone\t1\n",
+}
+
+
+def test_unknown_docs_fail_by_default_at_their_line(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"qrels/test\.tsv:3: query 'q1' judges unknown doc 'S58'$"):
+        load_beir(write_beir(tmp_path, qrels=AILA_QRELS))
+
+
+def test_drop_leaves_out_and_counts_judgments_of_unknown_docs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    dataset = load_beir(write_beir(tmp_path, qrels=AILA_QRELS), unknown_judgments="drop")
+
+    assert dataset.relevant("test") == {"q1": {"d1": 1}, "q2": {"3": 1}}
+    assert dataset.relevant("train") == {"q2": {"d1": 1}}
+    assert dataset.judgments.num_rows == 3
+    assert dataset.source["unknown_judgments"] == "drop"
+    assert dataset.source["dropped_judgments"] == {"test": 3, "train": 1}
+    assert "dropped 4 judgments of docs the corpus lacks (test 3, train 1)" in caplog.text
+    assert "the first: " in caplog.text and "qrels/test.tsv:3: query 'q1' judges unknown doc 'S58'" in caplog.text
+
+
+def test_the_default_records_no_drop_policy(tmp_path: Path) -> None:
+    source = load_beir(write_beir(tmp_path)).source
+    assert "unknown_judgments" not in source and "dropped_judgments" not in source
+
+
+def test_a_split_whose_judgments_are_all_dropped_still_fails(tmp_path: Path) -> None:
+    qrels = {"test": HEADER + "q1\tS1\t1\nq2\tS2\t2\nq2\td1\t0\n", "train": HEADER + "q2\td1\t1\n"}
+    with pytest.raises(
+        DataError,
+        match=r"qrels/test\.tsv: split 'test' has no judged queries \(no judgment with grade > 0\) "
+        r"after dropping 2 judgments of unknown docs$",
+    ):
+        load_beir(write_beir(tmp_path, qrels=qrels), unknown_judgments="drop")
+
+
+def test_unknown_queries_fail_whatever_the_policy(tmp_path: Path) -> None:
+    qrels = {"test": HEADER + "q1\td1\t1\nq7\tS1\t1\n"}
+    with pytest.raises(DataError, match=r"qrels/test\.tsv:3: judgment names unknown query 'q7'"):
+        load_beir(write_beir(tmp_path, qrels=qrels), unknown_judgments="drop")
+
+
+def test_drop_covers_trec_qrels(tmp_path: Path) -> None:
+    (tmp_path / "extra.qrels").write_text("q1 0 d1 1\nq1 0 nope 1\nq2 0 nope 1\n", encoding="utf-8")
+    dataset = load_beir(write_beir(tmp_path / "beir"), {"extra": tmp_path / "extra.qrels"}, unknown_judgments="drop")
+    assert dataset.relevant("extra") == {"q1": {"d1": 1}}
+    assert dataset.source["dropped_judgments"] == {"extra": 2, "test": 0, "train": 0}
+
+
+def test_bad_policy(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown_judgments must be 'error' or 'drop', got 'skip'"):
+        load_beir(write_beir(tmp_path), unknown_judgments="skip")  # type: ignore[arg-type]

@@ -61,11 +61,41 @@ def test_round_trip(tmp_path: Path, dataset: RetrievalDataset) -> None:
     assert manifest.counts.model_dump() == {
         "corpus": 3,
         "queries": 3,
+        "unjudged_queries": 0,
         "splits": {"dev": {"queries": 1, "judgments": 1}, "train": {"queries": 2, "judgments": 3}},
         "tables": {"pairs/weak": 1},
     }
     assert sorted(manifest.files) == ["corpus.parquet", "judgments.parquet", "pairs/weak.parquet", "queries.parquet"]
     assert leftovers(out.parent) == []
+
+
+def test_queries_without_judgments_are_kept_and_counted(tmp_path: Path) -> None:
+    builder = DatasetBuilder()
+    where = Where(Path("made-up"), 1)
+    builder.add_doc("d1", "", "text", where)
+    for query in ("q1", "q2", "q3", "q4"):
+        builder.add_query(query, f"text {query}", where)
+    builder.add_split("dev", where)
+    builder.add_judgment("dev", "q1", "d1", 1, where)
+    builder.add_judgment("dev", "q2", "d1", 0, where)  # judged non-relevant: in the split, not unjudged
+
+    manifest = save_dataset(builder.build({"loader": "test"}), tmp_path / "tiny", name="tiny")
+
+    assert manifest.counts.queries == 4
+    assert manifest.counts.unjudged_queries == 2
+    assert manifest.counts.splits["dev"].queries == 2
+    assert load_dataset(tmp_path / "tiny").queries["query_id"].to_pylist() == ["q1", "q2", "q3", "q4"]
+
+
+def test_a_manifest_written_before_unjudged_queries_were_counted_still_reads(
+    tmp_path: Path, dataset: RetrievalDataset
+) -> None:
+    save_dataset(dataset, tmp_path / "tiny", name="tiny")
+    path = tmp_path / "tiny" / "manifest.json"
+    raw = json.loads(path.read_text())
+    del raw["counts"]["unjudged_queries"]
+    path.write_text(json.dumps(raw))
+    assert read_manifest(tmp_path / "tiny").counts.unjudged_queries is None
 
 
 def test_manifest_is_strict_json(tmp_path: Path, dataset: RetrievalDataset) -> None:

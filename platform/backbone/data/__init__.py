@@ -7,7 +7,7 @@ reads it back with checksums verified.
 """
 
 from backbone.data.beir import load_beir
-from backbone.data.builder import DatasetBuilder
+from backbone.data.builder import DatasetBuilder, UnknownJudgments
 from backbone.data.dataset import CORPUS_SCHEMA, JUDGMENTS_SCHEMA, QUERIES_SCHEMA, RetrievalDataset
 from backbone.data.for_recipe import build_recipe_dataset
 from backbone.data.prepare import WEAK_TABLE, pairs_table, prepare_dataset
@@ -27,6 +27,7 @@ __all__ = [
     "DatasetBuilder",
     "DatasetManifest",
     "RetrievalDataset",
+    "UnknownJudgments",
     "build_recipe_dataset",
     "build_subset",
     "fetch_stard",

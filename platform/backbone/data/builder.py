@@ -6,13 +6,19 @@ same rules and every failure names the file and line of the offending record.
 
 from __future__ import annotations
 
+import logging
 import re
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 
 from backbone.data.dataset import CORPUS_SCHEMA, JUDGMENTS_SCHEMA, QUERIES_SCHEMA, RetrievalDataset
 from backbone.data.readers import Where
+
+log = logging.getLogger(__name__)
+
+UnknownJudgments = Literal["error", "drop"]
+"""What :meth:`DatasetBuilder.build` does with a judgment naming a document the corpus lacks."""
 
 # Split names become file names (pairs/<split>.parquet) and CLI arguments: keep them plain.
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -23,8 +29,9 @@ class DatasetBuilder:
 
     Checks, each raising :class:`~backbone.errors.DataError` at the record's file and line: duplicate
     document or query ids, empty document or query text (a title may be empty), a split declared twice or
-    with a bad name, a duplicate judgment, a judgment naming an unknown query or document, and a split with
-    no judged queries (no judgment with grade > 0).
+    with a bad name, a duplicate judgment, a judgment naming an unknown query or (unless dropped, see
+    :meth:`build`) an unknown document, and a split with no judged queries (no judgment with grade > 0).
+    Queries without any judgment are kept in the queries table, in no split.
 
     Example:
         >>> from pathlib import Path
@@ -79,26 +86,59 @@ class DatasetBuilder:
             raise where.error(f"duplicate judgment of query {query_id!r} and doc {doc_id!r} (first at {first})")
         self._judgments[key] = (grade, where)
 
-    def build(self, source: dict[str, Any]) -> RetrievalDataset:
+    def build(self, source: dict[str, Any], *, unknown_judgments: UnknownJudgments = "error") -> RetrievalDataset:
         """Check the judgments against the corpus, queries and splits, and return the dataset.
+
+        A judgment naming a document the corpus lacks fails at its line by default; with
+        ``unknown_judgments="drop"`` it is left out and counted, and the returned ``source`` gains
+        ``"unknown_judgments": "drop"`` and ``"dropped_judgments": {split: count}`` (every split, 0 included).
+        A split left with no judged query still fails, saying how many judgments were dropped. A judgment
+        naming an unknown query always fails, whatever the policy: with no query text it cannot be searched,
+        and it means the queries and qrels files do not belong together.
 
         Args:
             source: the dataset's provenance (see :class:`RetrievalDataset`).
+            unknown_judgments: ``"error"`` or ``"drop"`` for judgments of unknown documents.
+
+        Example:
+            >>> builder.add_judgment("dev", "q1", "gone", 1, Where(Path("qrels/dev.tsv"), 3))
+            >>> builder.build({"loader": "example"}, unknown_judgments="drop").source["dropped_judgments"]
+            {'dev': 1}
         """
+        if unknown_judgments not in ("error", "drop"):
+            raise ValueError(f"unknown_judgments must be 'error' or 'drop', got {unknown_judgments!r}")
         judged: set[str] = set()
+        dropped = dict.fromkeys(sorted(self._splits), 0)
+        first_dropped: str | None = None
+        kept: dict[tuple[str, str, str], int] = {}
         for (split, query_id, doc_id), (grade, where) in self._judgments.items():
             if split not in self._splits:
                 raise where.error(f"judgment of undeclared split {split!r}")
             if query_id not in self._queries:
                 raise where.error(f"judgment names unknown query {query_id!r}")
             if doc_id not in self._docs:
-                raise where.error(f"query {query_id!r} judges unknown doc {doc_id!r}")
+                if unknown_judgments == "error":
+                    raise where.error(f"query {query_id!r} judges unknown doc {doc_id!r}")
+                dropped[split] += 1
+                first_dropped = first_dropped or f"{where}: query {query_id!r} judges unknown doc {doc_id!r}"
+                continue
+            kept[split, query_id, doc_id] = grade
             if grade > 0:
                 judged.add(split)
         for split, where in self._splits.items():
             if split not in judged:
-                raise where.error(f"split {split!r} has no judged queries (no judgment with grade > 0)")
-        keys = list(self._judgments)
+                after = f" after dropping {dropped[split]} judgments of unknown docs" if dropped[split] else ""
+                raise where.error(f"split {split!r} has no judged queries (no judgment with grade > 0){after}")
+        if unknown_judgments == "drop":
+            source = {**source, "unknown_judgments": "drop", "dropped_judgments": dropped}
+            if first_dropped is not None:
+                log.warning(
+                    "dropped %d judgments of docs the corpus lacks (%s); the first: %s",
+                    sum(dropped.values()),
+                    ", ".join(f"{split} {count}" for split, count in dropped.items()),
+                    first_dropped,
+                )
+        keys = list(kept)
         return RetrievalDataset(
             corpus=pa.table(
                 {
@@ -115,7 +155,7 @@ class DatasetBuilder:
                 {
                     "query_id": [query_id for _, query_id, _ in keys],
                     "doc_id": [doc_id for _, _, doc_id in keys],
-                    "grade": [grade for grade, _ in self._judgments.values()],
+                    "grade": list(kept.values()),
                     "split": [split for split, _, _ in keys],
                 },
                 schema=JUDGMENTS_SCHEMA,

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -52,6 +53,12 @@ class DatasetCounts(_Strict):
 
     corpus: int = Field(ge=0, description="Documents in the corpus.")
     queries: int = Field(ge=0, description="Rows of the queries table (every split's queries, plus unjudged ones).")
+    unjudged_queries: int | None = Field(
+        None,
+        ge=0,
+        description="Queries of the queries table that no split judges (kept, in no split); "
+        "null in manifests written before it was counted.",
+    )
     splits: dict[str, SplitCounts] = Field(description="Per split: judged queries and judgments.")
     tables: dict[str, int] = Field(description="Rows of each extra table, by name (e.g. 'pairs/weak').")
 
@@ -61,7 +68,9 @@ class DatasetManifest(_Strict):
 
     format_version: int = Field(description="Version of this on-disk layout; readers refuse newer ones.")
     name: str = Field(description="Dataset name, e.g. 'stard' or a recipe's name.")
-    source: dict[str, Any] = Field(description="Provenance: loader, source path or URL, subset parameters.")
+    source: dict[str, Any] = Field(
+        description="Provenance: loader, source path or URL, subset parameters, judgments dropped by the loader."
+    )
     created_at: datetime = Field(description="When the dataset was written (UTC).")
     counts: DatasetCounts = Field(description="Row counts of every table.")
     files: dict[str, str] = Field(description="SHA-256 of every data file, by path relative to the directory.")
@@ -240,9 +249,11 @@ def _counts(dataset: RetrievalDataset, extra_tables: Mapping[str, pa.Table]) -> 
             strict=True,
         )
     }
+    judged = pc.is_in(dataset.queries["query_id"], value_set=pc.unique(dataset.judgments["query_id"]))
     return DatasetCounts(
         corpus=dataset.corpus.num_rows,
         queries=dataset.queries.num_rows,
+        unjudged_queries=dataset.queries.num_rows - (pc.sum(judged).as_py() or 0),
         splits=dict(sorted(splits.items())),
         tables={name: table.num_rows for name, table in extra_tables.items()},
     )
