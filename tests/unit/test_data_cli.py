@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 import pytest
 import typer
+import yaml
 from typer.testing import CliRunner
 
 from backbone.cli.data import app
@@ -17,6 +18,7 @@ from backbone.data import load_dataset, read_manifest, read_table
 from backbone.errors import BackboneError, DataError
 
 runner = CliRunner()
+MINI_RECIPE = Path(__file__).resolve().parents[2] / "jobs" / "recipes" / "stard-mini.yaml"
 
 
 @pytest.fixture
@@ -143,3 +145,86 @@ def test_user_errors_print_one_line_and_exit_2(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr == f"error: {tmp_path}: not a prepared dataset: no manifest.json\n"
+
+
+@pytest.fixture
+def aila_dir(beir_dir: Path) -> Path:
+    """beir_dir, AILA-like: test.tsv lines 5 and 6 judge docs the corpus lacks, and query q6 is in no split."""
+    with (beir_dir / "qrels" / "test.tsv").open("a") as qrels:
+        qrels.write("q5\tS58\t1\nq4\tS59\t1\n")
+    with (beir_dir / "queries.jsonl").open("a") as queries:
+        queries.write(json.dumps({"_id": "q6", "text": "query 6"}) + "\n")
+    return beir_dir
+
+
+def test_prepare_beir_with_unknown_docs_fails_at_the_line_by_default(tmp_path: Path, aila_dir: Path) -> None:
+    with pytest.raises(DataError, match=r"qrels/test\.tsv:5: query 'q5' judges unknown doc 'S58'$"):
+        invoke("prepare", "beir", "--source", aila_dir, "--out", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_prepare_beir_drops_unknown_docs_and_says_how_many(tmp_path: Path, aila_dir: Path) -> None:
+    out = tmp_path / "out"
+    output = invoke("prepare", "beir", "--source", aila_dir, "--out", out, "--unknown-judgments", "drop")
+
+    manifest = read_manifest(out)
+    assert manifest.source["unknown_judgments"] == "drop"
+    assert manifest.source["dropped_judgments"] == {"test": 2, "train": 0}
+    assert manifest.counts.queries == 7
+    assert manifest.counts.unjudged_queries == 1
+    assert manifest.counts.splits["test"].model_dump() == {"queries": 2, "judgments": 3}
+    assert load_dataset(out).relevant("test") == {"q4": {"d4": 1}, "q5": {"d5": 2}}
+
+    shown = invoke("show", out)
+    assert output == f"wrote {out}\n{shown}"
+    lines = shown.splitlines()
+    assert "queries  7 (1 without judgments, in no split)" in lines
+    assert "dropped  2 judgments of docs not in the corpus (test 2, train 0)" in lines
+
+
+def test_prepare_beir_fails_when_drop_empties_a_split(tmp_path: Path, beir_dir: Path) -> None:
+    (tmp_path / "hard.qrels").write_text("q0 0 S1 1\nq1 0 S2 1\n")
+    expected = (
+        r"hard\.qrels: split 'hard' has no judged queries \(no judgment with grade > 0\) "
+        r"after dropping 2 judgments of unknown docs$"
+    )
+    with pytest.raises(DataError, match=expected):
+        invoke(
+            "prepare",
+            "beir",
+            "--source",
+            beir_dir,
+            "--out",
+            tmp_path / "out",
+            "--trec-qrels",
+            f"hard={tmp_path / 'hard.qrels'}",
+            "--unknown-judgments",
+            "drop",
+        )
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_judgments_takes_error_or_drop(tmp_path: Path, beir_dir: Path) -> None:
+    arguments = ["prepare", "beir", "--source", str(beir_dir), "--out", str(tmp_path / "out")]
+    result = runner.invoke(app, [*arguments, "--unknown-judgments", "skip"])
+    assert result.exit_code == 2
+    assert "'skip' is not one of 'error', 'drop'" in " ".join(result.output.replace("│", " ").split())
+
+
+def test_a_beir_recipe_passes_its_policy_to_the_loader(
+    tmp_path: Path, aila_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BACKBONE_DATASETS_DIR", str(tmp_path / "datasets"))
+    recipe = yaml.safe_load(MINI_RECIPE.read_text(encoding="utf-8"))
+    recipe["dataset"] = {"loader": "beir", "source": str(aila_dir), "eval_split": "test", "unknown_judgments": "drop"}
+    recipe_file = tmp_path / "aila.yaml"
+    recipe_file.write_text(yaml.safe_dump(recipe, allow_unicode=True), encoding="utf-8")
+
+    output = invoke("build", recipe_file)
+    assert "dropped  2 judgments of docs not in the corpus (test 2, train 0)" in output.splitlines()
+
+    # The default policy is a different prepared dataset, never the dropped one reused.
+    recipe["dataset"].pop("unknown_judgments")
+    recipe_file.write_text(yaml.safe_dump(recipe, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(DataError, match=r"qrels/test\.tsv:5: query 'q5' judges unknown doc 'S58'$"):
+        invoke("build", recipe_file)

@@ -97,6 +97,11 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         (lambda r: r["applications"][0].pop("k_range"), "applications[0]: give k_range, latency_budget_ms"),
         (lambda r: r["dataset"]["subset"]["queries"].pop("dev"), "dataset.subset.queries: names no count"),
         (lambda r: r["dataset"].update(loader="beir"), "dataset.source: a beir dataset needs a local directory"),
+        (
+            lambda r: r["dataset"].update(unknown_judgments="drop"),
+            "dataset.unknown_judgments: only the beir loader can drop judgments, not stard",
+        ),
+        (lambda r: r["dataset"].update(unknown_judgments="skip"), "dataset.unknown_judgments: Input should be"),
         (lambda r: r["retriever"].update(passage_template="{body}"), "retriever.passage_template"),
         (lambda r: r["reranker"]["stages"][0].update(finetune={"method": "lora", "rank": 0}), "finetune.lora.rank"),
         (lambda r: r["resources"].update(workers=0), "resources.workers: Input should be greater than or equal"),
@@ -106,6 +111,10 @@ def test_mistakes_name_their_field(tmp_path: Path, change, expected: str) -> Non
     recipe = _mini()
     change(recipe)
     assert expected in _error(_write(tmp_path, recipe))
+
+
+def test_unknown_judgments_default_to_error() -> None:
+    assert load_recipe(MINI).dataset.unknown_judgments == "error"
 
 
 def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import typer
 
 from backbone.data import (
     DatasetManifest,
+    UnknownJudgments,
     build_recipe_dataset,
     build_subset,
     load_beir,
@@ -70,12 +71,20 @@ def prepare_beir(
             help="Add (or replace) a split from a TREC qrels file; repeatable.",
         ),
     ] = None,
+    unknown_judgments: Annotated[
+        UnknownJudgments,
+        typer.Option(
+            "--unknown-judgments",
+            help="A judgment (qrels or --trec-qrels) naming a doc the corpus lacks: error stops at its file:line, "
+            "drop leaves it out and counts it per split in the manifest. An unknown query is always an error.",
+        ),
+    ] = "error",
     name: Name = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Prepare a BEIR-format dataset; each qrels/<split>.tsv (and each --trec-qrels) is a split."""
     qrels = {split: Path(file) for split, file in _assignments(trec_qrels or [], "--trec-qrels").items()}
-    dataset = load_beir(source, qrels)
+    dataset = load_beir(source, qrels, unknown_judgments=unknown_judgments)
     manifest = prepare_dataset(dataset, out, name=name or source.resolve().name, overwrite=overwrite)
     typer.echo(f"wrote {out}\n{describe(manifest)}")
 
@@ -125,7 +134,7 @@ def build(
 def show(
     dataset_dir: Annotated[Path, typer.Argument(metavar="DIR", help="Prepared dataset directory.")],
 ) -> None:
-    """Describe a prepared dataset from its manifest: corpus size, splits, extra tables and provenance."""
+    """Describe a prepared dataset from its manifest: corpus size, splits, dropped judgments, tables, provenance."""
     typer.echo(describe(read_manifest(dataset_dir)))
 
 
@@ -142,11 +151,18 @@ def describe(manifest: DatasetManifest) -> str:
     """
     counts = manifest.counts
     split_width = max([len("split"), *map(len, counts.splits)])
+    unjudged = "" if counts.unjudged_queries is None else f" ({counts.unjudged_queries} without judgments, in no split)"
     lines = [
         f"name     {manifest.name}",
         f"created  {manifest.created_at.isoformat(timespec='seconds')}",
         f"corpus   {counts.corpus} docs",
-        f"queries  {counts.queries}",
+        f"queries  {counts.queries}{unjudged}",
+    ]
+    dropped: dict[str, int] | None = manifest.source.get("dropped_judgments")
+    if dropped is not None:
+        per_split = ", ".join(f"{split} {count}" for split, count in dropped.items())
+        lines.append(f"dropped  {sum(dropped.values())} judgments of docs not in the corpus ({per_split})")
+    lines += [
         "",
         f"{'split':<{split_width}}  {'queries':>9}  {'judgments':>9}",
         *(

@@ -38,9 +38,13 @@ def build_recipe_dataset(spec: Dataset, name: str) -> Path:
         PosixPath('/root/.cache/backbone/datasets/stard-mini-3f2a9c1d0b7e')
     """
     raw = _raw_source(spec)
-    full_key = _digest({"loader": spec.loader, "train_split": spec.train_split, "files": _fingerprint(raw)})
+    key = {"loader": spec.loader, "train_split": spec.train_split, "files": _fingerprint(raw)}
+    if spec.unknown_judgments != "error":
+        # Only a non-default policy changes what is prepared: datasets prepared before the policy existed stay valid.
+        key["unknown_judgments"] = spec.unknown_judgments
+    full_key = _digest(key)
     full_dir = settings.datasets_dir() / f"{spec.loader}-{full_key}"
-    _prepare_once(full_dir, spec.loader, spec.train_split, lambda: _load_raw(spec.loader, raw))
+    _prepare_once(full_dir, spec.loader, spec.train_split, lambda: _load_raw(spec, raw))
     if spec.subset is None:
         return full_dir
     subset_key = _digest({"full": full_key, "subset": spec.subset.model_dump(mode="json")})
@@ -85,8 +89,8 @@ def _prepare_once(out_dir: Path, name: str, train_split: str, load: Callable[[],
     log.info("prepared dataset %s", out_dir)
 
 
-def _load_raw(loader: str, raw: Path) -> RetrievalDataset:
-    return load_stard(raw) if loader == "stard" else load_beir(raw)
+def _load_raw(spec: Dataset, raw: Path) -> RetrievalDataset:
+    return load_stard(raw) if spec.loader == "stard" else load_beir(raw, unknown_judgments=spec.unknown_judgments)
 
 
 def _fingerprint(raw: Path) -> list[tuple[str, int, int]]:

@@ -58,11 +58,18 @@ class Dataset(StrictModel):
     subset: Subset | None = Field(None, description="Train and evaluate on a deterministic subset.")
     train_split: str = Field("train", description="Split whose judgments supervise training.")
     eval_split: str = Field("dev", description="Split every evaluation and the search are scored on.")
+    unknown_judgments: Literal["error", "drop"] = Field(
+        "error",
+        description="beir loader: a judgment naming a document the corpus lacks fails at its file:line (error) "
+        "or is left out and counted per split in the manifest (drop). Unknown queries always fail.",
+    )
 
     @model_validator(mode="after")
     def _subset_covers_splits(self) -> Dataset:
         if self.loader == "beir" and self.source is None:
             raise FieldError("source", "a beir dataset needs a local directory (it has no default download)")
+        if self.loader != "beir" and self.unknown_judgments != "error":
+            raise FieldError("unknown_judgments", f"only the beir loader can drop judgments, not {self.loader}")
         if self.subset is not None:
             for split in (self.train_split, self.eval_split):
                 if split not in self.subset.queries:
