@@ -20,7 +20,7 @@ from backbone.errors import BackboneError
 from backbone.ray_runtime import ensure_ray
 from backbone.recipes import load_recipe
 from backbone.registry import Registry
-from backbone.training import StageRun, bm25_baselines, results_table, train_component
+from backbone.training import StageRun, baseline_rows, results_table, train_component
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,12 +47,16 @@ def main(argv: list[str] | None = None) -> int:
         ensure_ray()
         run = StageRun.from_recipe(recipe.resources, args.workers, args.gpu)
         components = ["retriever", "reranker"] if args.component == "all" else [args.component]
-        baselines = bm25_baselines(recipe, dataset_dir)
+        trained = {
+            component: train_component(recipe, component, dataset_dir, registry, run, args.stages)
+            for component in components
+        }
+        # After training: the reranker's "retriever order" row reads the retriever's published base checkpoint.
+        baselines = baseline_rows(recipe, dataset_dir, registry)
         tables = []
-        for component in components:
-            results = train_component(recipe, component, dataset_dir, registry, run, args.stages)
+        for component, results in trained.items():
             metrics = getattr(recipe.evaluation, f"{component}_metrics")
-            rows = [("bm25", baselines[component])]
+            rows = list(baselines[component])
             rows += [(f"{r.stage} ({r.checkpoint.id})", r.checkpoint.metrics) for r in results]
             tables.append(results_table(component, metrics, rows))
     except BackboneError as err:
@@ -71,7 +75,8 @@ def _report(argv: list[str] | None, recipe: str, run: StageRun, tables: list[str
         f"# Per-stage results: {recipe}\n\n"
         f"Regenerate with `{command}` ({run.workers} Ray Train workers, {machine}, "
         f"{datetime.now(UTC):%Y-%m-%d}). Metrics are on the recipe's evaluation split; the retriever's over the "
-        "whole corpus, the reranker's over the fixed BM25 candidate list.\n\n" + "\n\n".join(tables) + "\n"
+        "whole corpus, the reranker's over its fixed candidate lists (BM25's or the untrained retriever's, as "
+        "`reranker.candidates` says).\n\n" + "\n\n".join(tables) + "\n"
     )
 
 

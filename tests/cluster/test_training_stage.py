@@ -19,10 +19,11 @@ from ray.train.torch import TorchTrainer, prepare_model
 from sentence_transformers import CrossEncoder, SentenceTransformer
 from tiny_recipe import tiny_recipe
 
+from backbone.errors import BackboneError
 from backbone.evaluation import DenseIndex, evaluate, rerank
 from backbone.models import score_pairs
 from backbone.registry import Registry
-from backbone.training import StageRun, run_stage
+from backbone.training import StageRun, reranker_candidates, run_stage
 from backbone.training.inputs import build_stage_inputs
 from backbone.training.reranker_task import RerankerTask
 from backbone.training.retriever_task import RetrieverTask
@@ -182,3 +183,39 @@ def test_checkpoints_load_plainly_and_reproduce_their_metrics(
     for metric, value in evaluate(inputs.eval_qrels, reranked, recipe.evaluation.reranker_metrics).items():
         assert value == pytest.approx(reranker.metrics[metric], abs=1e-6), metric
     assert retriever.metrics["examples"] == 16 and retriever.metrics["steps"] == 4
+
+
+def test_a_reranker_distils_from_the_retrievers_candidates(
+    local_ray: None, stard_dir: Path, tiny_encoder_dir: Path, small_dataset: Path, tmp_path: Path
+) -> None:
+    stage = {
+        **RERANKER_STAGE,
+        "name": "distill",
+        "negatives": {"policy": "mined", "count": 2, "rank_range": [1, 10], "random_fraction": 0.5},
+        "loss": "distill_kl",
+        "ce_weight": 0.5,
+    }
+    recipe = tiny_recipe(stard_dir, tiny_encoder_dir, RETRIEVER_STAGE, stage, candidates="retriever")
+    registry = Registry(str(tmp_path / "registry"))
+    one = StageRun(workers=1)
+    with pytest.raises(BackboneError, match="train the retriever first"):
+        run_stage(recipe, "reranker", "distill", None, small_dataset, registry, one)
+    retriever = run_stage(recipe, "retriever", "base", None, small_dataset, registry, one)
+    reranker = run_stage(recipe, "reranker", "distill", None, small_dataset, registry, one)
+
+    # The stage trained (on every worker the teacher scores were there: distill_kl asserts them) ...
+    assert reranker.params["candidates_from"] == retriever.id
+    assert reranker.metrics["steps"] == 4 and np.isfinite(reranker.metrics["loss"])
+    # ... and was scored on the retriever's lists, as a plain CrossEncoder scores them.
+    source = reranker_candidates(recipe, small_dataset, registry)
+    inputs = build_stage_inputs(recipe, recipe.reranker, None, small_dataset, source)
+    cross = CrossEncoder(str(registry.materialize(reranker.id)))
+    reranked = rerank(
+        inputs.fixed_candidate_run(),
+        lambda queries, passages: score_pairs(cross, recipe.reranker, queries, passages),
+        inputs.eval_queries,
+        dict(zip(inputs.corpus_ids, inputs.passages, strict=True)),
+        depth=10,
+    )
+    for metric, value in evaluate(inputs.eval_qrels, reranked, recipe.evaluation.reranker_metrics).items():
+        assert value == pytest.approx(reranker.metrics[metric], abs=1e-6), metric

@@ -7,8 +7,11 @@ from pathlib import Path
 from backbone.recipes import Recipe
 
 
-def tiny_recipe(stard_dir: Path, model_dir: Path, retriever_stage: dict, reranker_stage: dict) -> Recipe:
-    """A recipe over tiny models with one stage per component, evaluated at small cutoffs."""
+def tiny_recipe(
+    stard_dir: Path, model_dir: Path, retriever_stage: dict, reranker_stage: dict, **reranker: object
+) -> Recipe:
+    """A recipe over tiny models with one stage per component, evaluated at small cutoffs; ``reranker``: more of
+    its reranker section (e.g. ``candidates="retriever"``)."""
     return Recipe.model_validate(
         {
             "name": "tiny",
@@ -19,7 +22,13 @@ def tiny_recipe(stard_dir: Path, model_dir: Path, retriever_stage: dict, reranke
                 "max_passage_length": 32,
                 "stages": [retriever_stage],
             },
-            "reranker": {"model": str(model_dir), "max_length": 48, "max_query_length": 16, "stages": [reranker_stage]},
+            "reranker": {
+                "model": str(model_dir),
+                "max_length": 48,
+                "max_query_length": 16,
+                "stages": [reranker_stage],
+                **reranker,
+            },
             "evaluation": {
                 "retriever_metrics": ["recall@10", "ndcg@10", "mrr@10"],
                 "reranker_metrics": ["mrr@10", "ndcg@10"],

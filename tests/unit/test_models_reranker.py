@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from sentence_transformers import CrossEncoder
-from transformers import AutoModelForCausalLM, AutoTokenizer, BertModel
+from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, BertModel
 
 from backbone.errors import BackboneError
 from backbone.models import JUDGE_INSTRUCTION, build_reranker, load_reranker, reranker_features, score_pairs
@@ -199,3 +199,28 @@ def test_scoring_leaves_a_training_model_training(encoder_spec: Reranker) -> Non
     model.train()
     score_pairs(model, encoder_spec, QUERIES, PASSAGES)
     assert model.training
+
+
+def test_a_reranker_of_the_first_layers_keeps_them_and_loads_plainly(spec: Reranker, tmp_path: Path) -> None:
+    base = AutoModel.from_pretrained(spec.model)
+    cut = spec.model_copy(update={"layers": 1})
+    model = build_reranker(cut)
+    body = model.transformers_model.base_model
+    layers = body.encoder.layer if hasattr(body, "encoder") else body.layers
+    base_layers = base.encoder.layer if hasattr(base, "encoder") else base.layers
+    assert model.transformers_model.config.num_hidden_layers == 1 and len(layers) == 1
+    assert len(base_layers) == 2
+    for name, weight in layers[0].state_dict().items():  # the base model's first layer, untouched
+        assert torch.equal(weight, base_layers[0].state_dict()[name]), name
+
+    scores = score_pairs(model, cut, QUERIES, PASSAGES)
+    assert not np.allclose(scores, score_pairs(build_reranker(spec), spec, QUERIES, PASSAGES), atol=1e-4)
+    model.save_pretrained(str(tmp_path))
+    loaded = CrossEncoder(str(tmp_path))
+    assert loaded.transformers_model.config.num_hidden_layers == 1
+    np.testing.assert_allclose(score_pairs(loaded, cut, QUERIES, PASSAGES), scores, atol=1e-5)
+
+
+def test_more_layers_than_the_base_model_has_are_refused(encoder_spec: Reranker) -> None:
+    with pytest.raises(BackboneError, match=r"reranker\.layers: 3 is more than the 2 layers"):
+        build_reranker(encoder_spec.model_copy(update={"layers": 3}))

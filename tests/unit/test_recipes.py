@@ -105,6 +105,16 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         (lambda r: r["retriever"].update(passage_template="{body}"), "retriever.passage_template"),
         (lambda r: r["reranker"]["stages"][0].update(finetune={"method": "lora", "rank": 0}), "finetune.lora.rank"),
         (lambda r: r["resources"].update(workers=0), "resources.workers: Input should be greater than or equal"),
+        (lambda r: r["reranker"].update(layers=0), "reranker.layers: Input should be greater than or equal to 1"),
+        (lambda r: r["reranker"].update(candidates="dense"), "reranker.candidates: Input should be 'bm25'"),
+        (
+            lambda r: r["reranker"]["stages"][0].update(loss="distill_kl"),
+            "reranker.stages[0].loss: distill_kl learns the retriever's scores over the retriever's candidate lists",
+        ),
+        (
+            lambda r: r["reranker"]["stages"][0].update(teacher_temperature=0.1),
+            "reranker.stages[0].teacher_temperature: only loss 'distill_kl' reads it",
+        ),
     ],
 )
 def test_mistakes_name_their_field(tmp_path: Path, change, expected: str) -> None:
@@ -187,3 +197,14 @@ def test_an_offline_machine_names_where_it_looked_for_a_model(tmp_path: Path, mo
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(BackboneError, match=r"not in the local model directory .* BACKBONE_MODELS_DIR"):
         resolve_model("intfloat/other-model", tmp_path)
+
+
+def test_a_reranker_distilled_from_the_retrievers_lists_validates(tmp_path: Path) -> None:
+    recipe = _mini()
+    recipe["reranker"].update(candidates="retriever", layers=6)
+    recipe["reranker"]["stages"][0].update(loss="distill_kl", teacher_temperature=0.02, ce_weight=0.1)
+    loaded = load_recipe(_write(tmp_path, recipe))
+    assert (loaded.reranker.candidates, loaded.reranker.layers) == ("retriever", 6)
+    assert (loaded.reranker.stages[0].teacher_temperature, loaded.reranker.stages[0].ce_weight) == (0.02, 0.1)
+    defaults = load_recipe(MINI).reranker
+    assert (defaults.candidates, defaults.layers, defaults.stages[0].ce_weight) == ("bm25", None, 0.0)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F  # noqa: N812
 
+from backbone.models import reranker_features
 from backbone.recipes import LoraFinetune, Reranker, RerankerStage, Retriever, RetrieverStage
 from backbone.training.reranker_task import RerankerTask
 from backbone.training.retriever_task import RetrieverTask
@@ -62,3 +65,31 @@ def test_a_task_step_trains_its_model(
         assert all("lora" in name or "classifier" in name or "pooler" in name for name in trainable)
         task.merge_adapter(model)
         assert not any("lora" in name for name, _ in model.named_parameters())
+
+
+@pytest.mark.parametrize("loss", ["bce", "listwise_ce", "distill_kl"])
+def test_reranker_loss_is_the_reference_over_the_forwarded_scores(tiny_encoder_dir: Path, loss: str) -> None:
+    extra = {"teacher_temperature": 0.1, "ce_weight": 0.2} if loss == "distill_kl" else {}
+    task = RerankerTask(Reranker(model=str(tiny_encoder_dir)), _stage(RerankerStage, loss, **extra), ["mrr@10"])
+    model = task.load(str(tiny_encoder_dir))
+    task.prepare(model, model)
+    negatives = [NEGATIVES[0], NEGATIVES[1][:1]]  # the second list is shorter: padding must not count
+    teacher = [np.array([0.9, 0.7, 0.8]), np.array([0.6, 0.65])]
+    lists = [[positive, *docs] for positive, docs in zip(POSITIVES, negatives, strict=True)]
+    with torch.no_grad():
+        value = task.loss(model, ANCHORS, POSITIVES, negatives, teacher if loss == "distill_kl" else None).item()
+        scores = [
+            model(reranker_features(model, task.spec, [anchor] * len(docs), docs))["scores"].view(-1)
+            for anchor, docs in zip(ANCHORS, lists, strict=True)
+        ]
+    if loss == "bce":
+        labels = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0])
+        expected = F.binary_cross_entropy_with_logits(torch.cat(scores), labels).item()
+    else:
+        ce = [F.cross_entropy(row.unsqueeze(0), torch.tensor([0])).item() for row in scores]
+        kl = [
+            F.kl_div(F.log_softmax(row, 0), F.softmax(torch.tensor(t, dtype=torch.float32) / 0.1, 0), reduction="sum")
+            for row, t in zip(scores, teacher, strict=True)
+        ]
+        expected = np.mean(ce) if loss == "listwise_ce" else 0.8 * np.mean([k.item() for k in kl]) + 0.2 * np.mean(ce)
+    assert value == pytest.approx(expected, abs=1e-5)

@@ -18,7 +18,7 @@ from sentence_transformers import CrossEncoder
 from sentence_transformers.base.modules import Transformer
 from sentence_transformers.cross_encoder.modules import LogitScore
 from torch import Tensor, nn
-from transformers import PreTrainedModel
+from transformers import AutoConfig, PreTrainedModel
 
 from backbone.errors import BackboneError
 from backbone.model_paths import resolve_model
@@ -34,7 +34,8 @@ def build_reranker(spec: Reranker, model_path: str | None = None, *, seed: int =
     New weights (an encoder's classification head) are drawn from ``seed`` without touching the global random
     state, so the untrained ``base`` reranker is the same in every process. A pooler whose weights are all zero
     (multilingual-e5-small's) is re-initialised: a head over ``tanh(pooler)`` would output 0 and pass no gradient
-    to the body.
+    to the body. With ``spec.layers`` = N the model keeps the base model's embeddings and its first N transformer
+    layers (the rest are not loaded); its config says N layers, so a checkpoint loads with ``CrossEncoder(path)``.
 
     Args:
         spec: the reranker recipe.
@@ -47,12 +48,15 @@ def build_reranker(spec: Reranker, model_path: str | None = None, *, seed: int =
         1
     """
     path = model_path or resolve_model(spec.model)
+    config = _first_layers(path, spec.layers)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if spec.scoring == "yes_no":
-            model = _yes_no_reranker(path, spec.max_length)
+            model = _yes_no_reranker(path, spec.max_length, config)
         else:
-            model = CrossEncoder(path, num_labels=1, max_length=spec.max_length, activation_fn=nn.Identity())
+            model = CrossEncoder(
+                path, num_labels=1, max_length=spec.max_length, activation_fn=nn.Identity(), config_kwargs=config
+            )
             _revive_dead_pooler(model.model)
     return _ready(model, spec)
 
@@ -133,13 +137,30 @@ def _ready(model: CrossEncoder, spec: Reranker) -> CrossEncoder:
     return model
 
 
-def _yes_no_reranker(path: str, max_length: int) -> CrossEncoder:
+def _first_layers(path: str, layers: int | None) -> dict[str, object]:
+    """Config overrides that keep the first ``layers`` transformer layers of the model at ``path`` (none: all)."""
+    if layers is None:
+        return {}
+    config = AutoConfig.from_pretrained(path)
+    available = getattr(config, "num_hidden_layers", None)
+    if available is None:
+        raise BackboneError(f"reranker.layers: {path} has no num_hidden_layers in its config to cut")
+    if layers > available:
+        raise BackboneError(f"reranker.layers: {layers} is more than the {available} layers of {path}")
+    overrides: dict[str, object] = {"num_hidden_layers": layers}
+    if getattr(config, "layer_types", None) is not None:  # decoders list each layer's attention kind
+        overrides["layer_types"] = list(config.layer_types[:layers])
+    return overrides
+
+
+def _yes_no_reranker(path: str, max_length: int, config: dict[str, object]) -> CrossEncoder:
     # Built module by module rather than by CrossEncoder(path), which picks yes/no scoring only for checkpoints
     # whose config names a *ForCausalLM architecture.
     transformer = Transformer(
         path,
         transformer_task="text-generation",
         processor_kwargs={"chat_template": YES_NO_CHAT_TEMPLATE, "model_max_length": max_length},
+        config_kwargs=config,
     )
     tokenizer = transformer.tokenizer
     yes, no = (tokenizer.convert_tokens_to_ids(token) for token in ("yes", "no"))

@@ -87,6 +87,18 @@ class Reranker(Component):
         description="head: a one-logit classification head (encoders); yes_no: the logit of 'yes' against "
         "'no' from a decoder's language-model head.",
     )
+    layers: int | None = Field(
+        None,
+        ge=1,
+        description="Build the reranker from the first N transformer layers of its base model (a 6-layer "
+        "cross-encoder costs about half of a 12-layer one); null keeps them all. Checkpoints save N layers.",
+    )
+    candidates: Literal["bm25", "retriever"] = Field(
+        "bm25",
+        description="The candidate lists the reranker is trained (mined) and evaluated on: bm25 over the corpus, "
+        "or retriever: the top documents of the recipe's untrained retriever (its base checkpoint and index, "
+        "trained first), the lists it reranks when it serves (Localized Contrastive Estimation).",
+    )
 
     @model_validator(mode="after")
     def _scoring_matches_family(self) -> Reranker:
@@ -99,4 +111,11 @@ class Reranker(Component):
                 "max_query_length",
                 f"{self.max_query_length} leaves no room for the passage in max_length {self.max_length}",
             )
+        for index, stage in enumerate(self.stages):
+            if stage.loss == "distill_kl" and self.candidates != "retriever":
+                raise FieldError(
+                    f"stages[{index}].loss",
+                    "distill_kl learns the retriever's scores over the retriever's candidate lists: set "
+                    f"candidates: retriever (got {self.candidates!r})",
+                )
         return self

@@ -159,16 +159,38 @@ class RetrieverStage(Stage):
 
 
 class RerankerStage(Stage):
-    """A reranker stage: pointwise (bce) or listwise (listwise_ce over one positive and n negatives).
+    """A reranker stage: pointwise (bce), listwise (listwise_ce over one positive and n negatives), or distillation
+    from the retriever's scores over the same lists (distill_kl).
 
     With ``in_batch`` negatives a query is paired with ``negatives.count`` other positives of its batch.
+    ``distill_kl`` over query i's list (its positive and negatives), with s the reranker's logits and t the
+    retriever's inner products: ``(1 - ce_weight) * KL(softmax(t / teacher_temperature) || softmax(s))
+    + ce_weight * -log softmax(s)[positive]``, averaged over the queries.
     """
 
-    losses: ClassVar[tuple[str, ...]] = ("bce", "listwise_ce")
+    losses: ClassVar[tuple[str, ...]] = ("bce", "listwise_ce", "distill_kl")
+
+    teacher_temperature: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="distill_kl only: the retriever's inner products (cosines) are divided by this before their "
+        "softmax; lower makes the teacher's distribution sharper.",
+    )
+    ce_weight: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="distill_kl only: weight of the listwise cross-entropy on the positive mixed into the KL term "
+        "(loss = (1 - ce_weight) * KL + ce_weight * CE); 0 is pure distillation.",
+    )
 
     @model_validator(mode="after")
     def _in_batch_needs_a_count(self) -> RerankerStage:
         # A cross-encoder scores each pair on its own: in-batch negatives must be paired explicitly, so say how many.
         if self.negatives.policy == "in_batch" and not self.negatives.count:
             raise FieldError("negatives.count", "a reranker with policy 'in_batch' needs count >= 1")
+        for name in ("teacher_temperature", "ce_weight"):
+            if name in self.model_fields_set and self.loss != "distill_kl":
+                raise FieldError(name, f"only loss 'distill_kl' reads it (this stage's loss is {self.loss!r})")
         return self

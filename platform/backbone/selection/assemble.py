@@ -15,7 +15,7 @@ from backbone.selection.evidence import Evidence, gather_evidence
 from backbone.selection.inputs import search_inputs
 from backbone.selection.report import SearchOutcome, write_report
 from backbone.selection.search import SearchSpace, experiment_name, run_search
-from backbone.training import bm25_baselines, results_table
+from backbone.training import baseline_rows, results_table
 
 _CURVE_POINTS = [1, 5, 10, 20, 30, 40, 50, 60, 80, 100, 150, 200]
 
@@ -123,11 +123,11 @@ def select_backbone(
 def _stage_tables(
     recipe: Recipe, dataset_dir: Path, registry: Registry, checkpoints: dict[str, dict[str, str]]
 ) -> list[str]:
-    """Each component's per-stage metrics (recorded on its checkpoints when the stage ran), BM25 first."""
-    baselines = bm25_baselines(recipe, dataset_dir)
+    """Each component's per-stage metrics (recorded on its checkpoints when the stage ran), baselines first."""
+    baselines = baseline_rows(recipe, dataset_dir, registry)
     tables = []
     for component in ("retriever", "reranker"):
-        rows = [("bm25", baselines[component])]
+        rows = list(baselines[component])
         rows += [(stage, registry.get(ckpt).metrics) for stage, ckpt in checkpoints[component].items()]
         tables.append(results_table(component, getattr(recipe.evaluation, f"{component}_metrics"), rows))
     return tables

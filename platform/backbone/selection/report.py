@@ -135,7 +135,8 @@ def _summary(outcome: SearchOutcome) -> str:
                 "## Each component per stage",
                 "",
                 "Each on its own, as its stage was evaluated: the retriever over the "
-                "whole corpus, the reranker over the fixed BM25 candidate list.",
+                "whole corpus, the reranker over its fixed candidate lists (BM25's, or with `reranker.candidates: "
+                "retriever` the untrained retriever's, whose own order is the `retriever order` row).",
                 "",
             ]
             + [part for table in outcome.stage_tables for part in (table, "")]

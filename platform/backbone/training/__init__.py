@@ -2,19 +2,20 @@
 
 from backbone.training.curriculum import (
     StageResult,
-    bm25_baselines,
+    baseline_rows,
     published_stages,
     results_table,
     train_component,
 )
-from backbone.training.stage import StageRun, dataset_checksum, run_stage, stage_cache_key
+from backbone.training.stage import StageRun, dataset_checksum, reranker_candidates, run_stage, stage_cache_key
 
 __all__ = [
     "StageResult",
     "StageRun",
-    "bm25_baselines",
+    "baseline_rows",
     "dataset_checksum",
     "published_stages",
+    "reranker_candidates",
     "results_table",
     "run_stage",
     "stage_cache_key",

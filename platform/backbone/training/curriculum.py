@@ -11,8 +11,9 @@ from backbone.errors import BackboneError
 from backbone.evaluation import BM25, deepest_cutoff, evaluate
 from backbone.recipes import Recipe
 from backbone.registry import ArtifactManifest, Registry
+from backbone.training.candidates import Bm25Candidates, CandidateSource
 from backbone.training.inputs import build_stage_inputs
-from backbone.training.stage import StageRun, dataset_checksum, run_stage, stage_cache_key
+from backbone.training.stage import StageRun, dataset_checksum, reranker_candidates, run_stage, stage_cache_key
 
 Component = Literal["retriever", "reranker"]
 
@@ -92,23 +93,40 @@ def published_stages(
     return results
 
 
-def bm25_baselines(recipe: Recipe, dataset_dir: Path) -> dict[Component, dict[str, float]]:
-    """BM25's figures in each component's table: over the whole corpus, and as the order of the fixed candidates.
+def baseline_rows(
+    recipe: Recipe, dataset_dir: Path, registry: Registry
+) -> dict[Component, list[tuple[str, dict[str, float]]]]:
+    """The rows each component's table starts with, ``(label, metrics)``: what its stages must beat.
+
+    The retriever's: BM25 over the whole corpus. The reranker's: the BM25 candidate list in BM25's order and, when
+    the reranker reranks the retriever's candidates, those candidates in the retriever's own order (``retriever
+    order``), the order its stages must improve on for reranking to add value.
+
+    Raises:
+        BackboneError: ``reranker.candidates: retriever`` and the retriever's base checkpoint is not published.
 
     Example:
-        >>> bm25_baselines(recipe, dataset_dir)["retriever"]["recall@100"]  # doctest: +SKIP
-        0.83
+        >>> dict(baseline_rows(recipe, dataset_dir, Registry())["reranker"])["retriever order"]  # doctest: +SKIP
+        {'mrr@10': 0.63, 'ndcg@10': 0.7}
     """
-    # The same inputs the stages see: the reranker's row is the very candidate list its stages rerank.
-    reranker = build_stage_inputs(recipe, recipe.reranker, None, dataset_dir)
-    retriever = build_stage_inputs(recipe, recipe.retriever, None, dataset_dir)
+    # The same inputs the stages see: the reranker's rows are the very candidate lists its stages rerank.
     evaluation = recipe.evaluation
+    retriever = build_stage_inputs(recipe, recipe.retriever, None, dataset_dir)
     bm25 = BM25.build(retriever.corpus_ids, retriever.passages, language="auto")
     run = bm25.search(retriever.eval_queries, k=deepest_cutoff(evaluation.retriever_metrics))
-    return {
-        "retriever": evaluate(retriever.eval_qrels, run, evaluation.retriever_metrics),
-        "reranker": evaluate(reranker.eval_qrels, reranker.fixed_candidate_run(), evaluation.reranker_metrics),
+    rows: dict[Component, list[tuple[str, dict[str, float]]]] = {
+        "retriever": [("bm25", evaluate(retriever.eval_qrels, run, evaluation.retriever_metrics))]
     }
+    sources: dict[str, CandidateSource] = {"bm25": Bm25Candidates()}
+    if recipe.reranker.candidates == "retriever":
+        sources["retriever order"] = reranker_candidates(recipe, dataset_dir, registry)
+    rows["reranker"] = []
+    for label, source in sources.items():
+        lists = build_stage_inputs(recipe, recipe.reranker, None, dataset_dir, source)
+        rows["reranker"].append(
+            (label, evaluate(lists.eval_qrels, lists.fixed_candidate_run(), evaluation.reranker_metrics))
+        )
+    return rows
 
 
 def results_table(component: Component, metrics: list[str], rows: list[tuple[str, dict[str, float]]]) -> str:

@@ -11,10 +11,10 @@ from functools import cached_property
 from pathlib import Path
 
 from backbone.data import WEAK_TABLE, load_dataset, pairs_table, read_table
-from backbone.errors import DataError
-from backbone.evaluation import BM25
+from backbone.errors import BackboneError, DataError
 from backbone.models import passage_text
 from backbone.recipes import Component, Recipe, Reranker, Stage
+from backbone.training.candidates import Bm25Candidates, CandidateSource, RetrieverScores
 
 WEAK_QUERY_PREFIX = "weak:"  # weak pairs have no query id: the anchor is named after its document
 
@@ -32,8 +32,9 @@ class StageInputs:
         passages: every document as the component reads it (``passage_template``), in ``corpus_ids`` order.
         eval_queries: the evaluation split's query texts.
         eval_qrels: the evaluation split's judgments.
-        mining_candidates: reranker only: first-stage (BM25) candidates of each training query, to rank and mine.
+        mining_candidates: reranker only: first-stage candidates of each training query, to rank and mine.
         eval_candidates: reranker only: the fixed first-stage candidate list of each evaluation query.
+        teacher: reranker ``distill_kl`` stages only: the retriever's score of any training pair.
     """
 
     example_queries: list[str]
@@ -46,6 +47,7 @@ class StageInputs:
     eval_qrels: dict[str, dict[str, int]]
     mining_candidates: dict[str, list[str]] = field(default_factory=dict)
     eval_candidates: dict[str, list[str]] = field(default_factory=dict)
+    teacher: RetrieverScores | None = None
 
     def fixed_candidate_run(self) -> dict[str, dict[str, float]]:
         """The evaluation queries' fixed candidate lists as a run, in their first-stage order."""
@@ -59,7 +61,13 @@ class StageInputs:
         return {doc: index for index, doc in enumerate(self.corpus_ids)}
 
 
-def build_stage_inputs(recipe: Recipe, component: Component, stage: Stage | None, dataset_dir: Path) -> StageInputs:
+def build_stage_inputs(
+    recipe: Recipe,
+    component: Component,
+    stage: Stage | None,
+    dataset_dir: Path,
+    candidates: CandidateSource | None = None,
+) -> StageInputs:
     """Gather a stage's examples, corpus and evaluation data (``stage=None``: evaluation only, for the base model).
 
     Args:
@@ -67,6 +75,11 @@ def build_stage_inputs(recipe: Recipe, component: Component, stage: Stage | None
         component: the component's spec (how documents become passages).
         stage: the stage to train, or ``None``.
         dataset_dir: the prepared dataset.
+        candidates: reranker only: where its candidate lists come from (``reranker_candidates`` in ``stage.py``
+            finds the recipe's); ``None`` is BM25, allowed only when the recipe's ``reranker.candidates`` is bm25.
+
+    Raises:
+        BackboneError: a reranker whose recipe reranks the retriever's candidates, given none.
 
     Example:
         >>> inputs = build_stage_inputs(recipe, recipe.retriever, recipe.retriever.stages[0], path)  # doctest: +SKIP
@@ -113,19 +126,30 @@ def build_stage_inputs(recipe: Recipe, component: Component, stage: Stage | None
     )
     if not isinstance(component, Reranker):
         return inputs
-    return _with_candidates(inputs, recipe, stage)
+    if candidates is None and component.candidates != "bm25":
+        raise BackboneError(
+            f"reranker.candidates is {component.candidates!r}: give build_stage_inputs the retriever's candidates "
+            "(reranker_candidates(recipe, dataset_dir, registry))"
+        )
+    return _with_candidates(inputs, recipe, stage, candidates or Bm25Candidates())
 
 
-def _with_candidates(inputs: StageInputs, recipe: Recipe, stage: Stage | None) -> StageInputs:
-    # A cross-encoder cannot score a whole corpus per query; it ranks a fixed first-stage list. BM25 is that first
-    # stage: it depends on no checkpoint, so every reranker stage is scored on the same candidates.
-    bm25 = BM25.build(inputs.corpus_ids, inputs.passages, language="auto")
-    eval_run = bm25.search(inputs.eval_queries, k=recipe.evaluation.rerank_candidates)
+def _with_candidates(
+    inputs: StageInputs, recipe: Recipe, stage: Stage | None, candidates: CandidateSource
+) -> StageInputs:
+    # A cross-encoder cannot score a whole corpus per query; it ranks a fixed first-stage list, the same one for
+    # every stage of the curriculum (BM25, or the untrained retriever's top documents).
+    searcher = candidates.open(inputs.corpus_ids, inputs.passages)
+    eval_run = searcher.search(inputs.eval_queries, k=recipe.evaluation.rerank_candidates)
+    anchors = {query: inputs.anchors[query] for query in sorted(inputs.anchors)}
     mining: dict[str, list[str]] = {}
     if stage is not None and (stage.negatives.policy != "in_batch" or stage.data.queries.mode != "all"):
         depth = max(stage.negatives.rank_range[1], stage.data.queries.rank_threshold)
-        mining = _ranked(bm25.search({query: inputs.anchors[query] for query in sorted(inputs.anchors)}, k=depth))
-    return replace(inputs, mining_candidates=mining, eval_candidates=_ranked(eval_run))
+        mining = _ranked(searcher.search(anchors, k=depth))
+    teacher = None
+    if stage is not None and stage.loss == "distill_kl":
+        teacher = searcher.scores(anchors, inputs.corpus_ids)  # the recipe allows distill_kl on dense lists only
+    return replace(inputs, mining_candidates=mining, eval_candidates=_ranked(eval_run), teacher=teacher)
 
 
 def _ranked(run: dict[str, dict[str, float]]) -> dict[str, list[str]]:

@@ -111,11 +111,13 @@ def _train(plan: StagePlan, stage: Stage, task: Task, model: torch.nn.Module, in
             mine = batch[rank * per_worker : (rank + 1) * per_worker]
             for group in optimizer.param_groups:
                 group["lr"] = _learning_rate(stage, state["steps"], total_steps)
+            negative_ids = _batch_negatives(stage, inputs, batch, negatives, rank * per_worker, per_worker)
             loss = task.loss(
                 model,
                 [inputs.anchors[inputs.example_queries[i]] for i in mine],
                 [_passage(inputs, inputs.example_positives[i]) for i in mine],
-                _batch_negatives(stage, inputs, batch, negatives, rank * per_worker, per_worker),
+                None if negative_ids is None else [[_passage(inputs, doc) for doc in row] for row in negative_ids],
+                _teacher_scores(inputs, mine, negative_ids),
             )
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -253,7 +255,22 @@ def _batch_negatives(
         docs = in_batch_negatives(positives, relevant, stage.negatives.count)[start : start + size]
     else:
         return None  # the retriever's in-batch negatives are the gathered batch itself
-    return [[_passage(inputs, doc) for doc in row] for row in docs]
+    return docs
+
+
+def _teacher_scores(
+    inputs: StageInputs, examples: list[int], negatives: list[list[str]] | None
+) -> list[np.ndarray] | None:
+    """The retriever's scores of each example's positive and negatives, for a distillation stage (else ``None``)."""
+    if inputs.teacher is None or negatives is None:
+        return None
+    return [
+        inputs.teacher.of(
+            inputs.example_queries[index],
+            [inputs.position[doc] for doc in [inputs.example_positives[index], *docs]],
+        )
+        for index, docs in zip(examples, negatives, strict=True)
+    ]
 
 
 def _passage(inputs: StageInputs, doc_id: str) -> str:

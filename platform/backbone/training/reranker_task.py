@@ -1,4 +1,5 @@
-"""What a stage does with a reranker: load it, rank candidates, compute the pointwise or listwise loss, evaluate it.
+"""What a stage does with a reranker: load it, rank candidates, compute its pointwise, listwise or distillation loss,
+evaluate it.
 
 Mirrors ``retriever_task.py``; the stage loop (``loop.py``) drives either through the same five methods.
 """
@@ -9,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F  # noqa: N812
 from sentence_transformers import CrossEncoder
 
 from backbone.evaluation import evaluate, rerank
@@ -18,6 +18,7 @@ from backbone.recipes import LoraFinetune, Reranker, RerankerStage
 from backbone.training.inputs import StageInputs
 from backbone.training.negatives import QueryRanking
 from backbone.training.ranking import candidate_rankings
+from backbone.training.reranker_losses import distill_kl, listwise_ce, pointwise_bce
 from backbone.training.sharding import sharded_map
 
 
@@ -83,12 +84,21 @@ class RerankerTask:
         return candidate_rankings(candidates, relevant, score_indexed), None
 
     def loss(
-        self, model: CrossEncoder, anchors: list[str], positives: list[str], negatives: list[list[str]] | None
+        self,
+        model: CrossEncoder,
+        anchors: list[str],
+        positives: list[str],
+        negatives: list[list[str]] | None,
+        teacher_scores: list[np.ndarray] | None = None,
     ) -> torch.Tensor:
-        """Binary cross-entropy over every pair, or softmax cross-entropy over each query's positive and negatives.
+        """The stage's loss (``reranker_losses.py``) over each query's positive and negatives.
 
-        sentence-transformers' cross-encoder losses tokenize through ``self.model.preprocess``, which the DDP
-        wrapper does not have; the losses themselves are one torch call each, so they are written here.
+        Args:
+            model: the reranker (unwrapped; the forward pass goes through the DDP wrapper).
+            anchors: this worker's queries.
+            positives: each query's positive passage.
+            negatives: each query's negative passages.
+            teacher_scores: ``distill_kl`` only: the retriever's scores of each query's positive and negatives.
         """
         assert self.ddp_model is not None and self.stage is not None and negatives is not None
         width = 1 + max(len(docs) for docs in negatives)
@@ -99,17 +109,23 @@ class RerankerTask:
                 passages.append(passage)
                 slots.append(row * width + column)
         scores = self.ddp_model(reranker_features(model, self.spec, queries, passages))["scores"].view(-1)
+        index = (torch.tensor(slots, device=scores.device),)
+        grid = torch.zeros(len(anchors) * width, device=scores.device, dtype=scores.dtype).index_put(index, scores)
+        grid = grid.view(len(anchors), width)
+        valid = torch.zeros(len(anchors) * width, dtype=torch.bool, device=scores.device)
+        valid = valid.index_put(index, torch.tensor(True, device=scores.device)).view(len(anchors), width)
         if self.stage.loss == "bce":
-            labels = torch.tensor([float(slot % width == 0) for slot in slots], device=scores.device)
-            return F.binary_cross_entropy_with_logits(scores, labels)
-        # Queries with fewer negatives than the widest one are padded with -inf, which softmax ignores.
-        grid = torch.full((len(anchors) * width,), float("-inf"), device=scores.device, dtype=scores.dtype)
-        grid = grid.index_put((torch.tensor(slots, device=scores.device),), scores)
-        target = torch.zeros(len(anchors), dtype=torch.long, device=scores.device)
-        return F.cross_entropy(grid.view(len(anchors), width), target)
+            return pointwise_bce(grid, valid)
+        if self.stage.loss == "listwise_ce":
+            return listwise_ce(grid, valid)
+        assert teacher_scores is not None, "distill_kl needs the retriever's scores of every pair"
+        teacher = torch.zeros(len(anchors), width, device=scores.device, dtype=scores.dtype)
+        for row, values in enumerate(teacher_scores):
+            teacher[row, : len(values)] = torch.as_tensor(values, dtype=scores.dtype)
+        return distill_kl(grid, teacher, valid, self.stage.teacher_temperature, self.stage.ce_weight)
 
     def evaluate(self, model: CrossEncoder, inputs: StageInputs, out_dir: Path) -> dict[str, float]:
-        """Metrics on the evaluation split over the fixed first-stage candidate lists."""
+        """Metrics on the evaluation split over the fixed first-stage candidate lists (BM25's or the retriever's)."""
         candidates = inputs.fixed_candidate_run()
         depth = max(len(docs) for docs in inputs.eval_candidates.values())
         run = rerank(

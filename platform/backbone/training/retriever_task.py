@@ -97,10 +97,18 @@ class RetrieverTask:
         ), corpus_embeddings
 
     def loss(
-        self, model: SentenceTransformer, anchors: list[str], positives: list[str], negatives: list[list[str]] | None
+        self,
+        model: SentenceTransformer,
+        anchors: list[str],
+        positives: list[str],
+        negatives: list[list[str]] | None,
+        teacher_scores: list[np.ndarray] | None = None,
     ) -> torch.Tensor:
-        """InfoNCE over this worker's share of the batch; candidates are gathered from every worker."""
-        assert self.loss_fn is not None
+        """InfoNCE over this worker's share of the batch; candidates are gathered from every worker.
+
+        ``teacher_scores`` is the reranker's (distillation); a retriever stage learns from labels and gets none.
+        """
+        assert self.loss_fn is not None and teacher_scores is None
         columns = [retriever_features(model, self.spec, anchors, "query")]
         columns.append(retriever_features(model, self.spec, positives, "passage"))
         for column in zip(*negatives, strict=True) if negatives else ():

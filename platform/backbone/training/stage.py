@@ -18,6 +18,7 @@ from backbone.model_paths import resolve_model
 from backbone.ray_runtime import resolve_use_gpu
 from backbone.recipes import Recipe, Resources, recipe_hash
 from backbone.registry import ArtifactManifest, Lineage, Registry
+from backbone.training.candidates import Bm25Candidates, CandidateSource, RetrieverCandidates
 from backbone.training.inputs import build_stage_inputs
 from backbone.training.loop import train_stage
 from backbone.training.plan import StagePlan
@@ -81,7 +82,40 @@ def stage_cache_key(
         "data": data,
         "seed": recipe.seed,
     }
+    if component == "reranker" and recipe.reranker.candidates == "retriever":
+        # The reranker's lists (and teacher scores) come from the retriever's base checkpoint: its key is theirs.
+        key["candidates_from"] = stage_cache_key(recipe, "retriever", "base", None, data)
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def reranker_candidates(recipe: Recipe, dataset_dir: Path, registry: Registry) -> CandidateSource:
+    """Where the recipe's reranker gets its candidate lists: BM25, or the retriever's published base checkpoint.
+
+    Args:
+        recipe: the recipe (``reranker.candidates``).
+        dataset_dir: the recipe's prepared dataset.
+        registry: where the retriever curriculum published its base checkpoint and corpus index.
+
+    Raises:
+        BackboneError: ``candidates: retriever`` and the retriever's base checkpoint or its index is not published.
+
+    Example:
+        >>> reranker_candidates(recipe, dataset_dir, Registry()).kind  # doctest: +SKIP
+        'retriever'
+    """
+    if recipe.reranker.candidates == "bm25":
+        return Bm25Candidates()
+    key = stage_cache_key(recipe, "retriever", "base", None, dataset_checksum(dataset_dir))
+    checkpoint = registry.find("checkpoint", key)
+    index = registry.find("index", f"index:{checkpoint.id}") if checkpoint else None
+    if checkpoint is None or index is None:
+        missing = "base checkpoint" if checkpoint is None else f"corpus index (of {checkpoint.id})"
+        raise BackboneError(
+            f"reranker.candidates is 'retriever' but the retriever's {missing} for recipe {recipe.name!r} is not "
+            f"in registry {registry.uri}: train the retriever first (backbone run RECIPE, or python jobs/train.py "
+            "--recipe RECIPE --component retriever)"
+        )
+    return RetrieverCandidates(registry.uri, checkpoint.id, index.id)
 
 
 def run_stage(
@@ -118,6 +152,7 @@ def run_stage(
     if (found := registry.find("checkpoint", key)) is not None:
         print(f"[{component}/{stage_name}] reusing {found.id}", flush=True)
         return found
+    candidates = reranker_candidates(recipe, dataset_dir, registry) if component == "reranker" else None
     if stage is not None and stage.batch_size % run.workers:
         raise BackboneError(
             f"{component}.stages[{stage_name}].batch_size: {stage.batch_size} does not split evenly across "
@@ -136,7 +171,7 @@ def run_stage(
     )
     trainer = TorchTrainer(
         train_stage,
-        train_loop_config={"plan": plan, "inputs": build_stage_inputs(recipe, spec, stage, dataset_dir)},
+        train_loop_config={"plan": plan, "inputs": build_stage_inputs(recipe, spec, stage, dataset_dir, candidates)},
         scaling_config=ScalingConfig(
             num_workers=run.workers, use_gpu=run.use_gpu, resources_per_worker={"CPU": run.cpus_per_worker}
         ),
@@ -159,6 +194,8 @@ def run_stage(
         "workers": run.workers,
         "use_gpu": run.use_gpu,
     }
+    if isinstance(candidates, RetrieverCandidates):
+        params["candidates_from"] = candidates.checkpoint_id
     # The epoch checkpoint may live on object storage: as_directory() gives a local copy either way.
     with result.checkpoint.as_directory() as folder:
         checkpoint = registry.publish(
