@@ -8,10 +8,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
 from backbone.errors import BackboneError
+from backbone.evaluation import interpolate, ranking
 from backbone.recipes import Application
 from backbone.selection import (
     Assignment,
@@ -20,11 +22,14 @@ from backbone.selection import (
     RetrievalRun,
     SearchOutcome,
     SearchSpace,
+    Selection,
     Work,
     assignment_metrics,
     choose_backbone,
     end_to_end_run,
     per_query_metric,
+    reported_assignments,
+    score_reported,
     write_report,
 )
 
@@ -78,7 +83,13 @@ def test_a_budget_beyond_the_gathered_depth_is_refused(evidence: Evidence) -> No
 
 def _rows(evidence: Evidence) -> list[dict]:
     return [
-        {"retriever": r, "reranker": s, "k": k, **assignment_metrics(evidence, Assignment(r, s, k), ["ndcg@10"])}
+        {
+            "retriever": r,
+            "reranker": s,
+            "k": k,
+            "weight": 1.0,
+            **assignment_metrics(evidence, Assignment(r, s, k), ["ndcg@10"]),
+        }
         for r in ("base", "tuned")
         for s in ("base", "tuned")
         for k in (2, 3)
@@ -134,16 +145,21 @@ def test_report_puts_mixed_beside_uniform_and_base(evidence: Evidence, tmp_path:
     rows = sorted(_rows(evidence), key=lambda row: (-row["ndcg@10"], row["latency_ms"]))
     apps = [Application(name="api", k_range=(2, 3))]
     space = SearchSpace(["base", "tuned"], ["base", "tuned"], [2, 3], "ndcg@10", ["ndcg@10"])
+    choice = choose_backbone(rows, apps, "ndcg@10", _retriever_only(evidence))
     outcome = SearchOutcome(
         recipe="hand",
         space=space,
         rows=rows,
         retriever_only=_retriever_only(evidence),
         recall_curves={"base": {1: 0.0, 3: 1.0}, "tuned": {1: 0.5, 3: 1.0}},
-        choice=choose_backbone(rows, apps, "ndcg@10", _retriever_only(evidence)),
+        choice=choice,
         checkpoints={"retriever": {"base": "r0", "tuned": "r1"}, "reranker": {"base": "s0", "tuned": "s1"}},
         work=Work(1, 2, 2, 12),
         release=None,
+        choice_split="dev",
+        eval_split="dev",
+        reported=score_reported(reported_assignments(choice, rows, space), evidence, evidence, ["ndcg@10"]),
+        held_out_retriever_only=_retriever_only(evidence),
     )
 
     summary = write_report(outcome, tmp_path / "report").read_text()
@@ -156,7 +172,114 @@ def test_report_puts_mixed_beside_uniform_and_base(evidence: Evidence, tmp_path:
         "curves.png",
     }
     assert pq.read_table(tmp_path / "report" / "leaderboard.parquet").num_rows == len(rows)
-    assert "| best mixed | base | tuned | 3 | 1.0000 | 2.0 | 60.0 | 62.0 |" in summary  # base needs K=3 for q2
-    assert "| best uniform | tuned | tuned | 2 | 1.0000 | 3.0 | 40.0 | 43.0 |" in summary
-    assert "| base models | base | base | 3 | 0.5000 |" in summary
+    assert "| best mixed | base | tuned | 3 | 1 | 1.0000 | 2.0 | 60.0 | 62.0 |" in summary  # base needs K=3 for q2
+    assert "| best uniform | tuned | tuned | 2 | 1 | 1.0000 | 3.0 | 40.0 | 43.0 |" in summary
+    assert "| base models | base | base | 3 | 1 | 0.5000 |" in summary
+    assert "**The figures are optimistic:** every choice was made on split `dev`" in summary
     assert "1 corpus encodings, 2 query runs, 2 rerank passes (12 pairs)" in summary
+
+
+def test_weight_zero_reproduces_the_retriever_order_exactly(evidence: Evidence) -> None:
+    for retriever in ("base", "tuned"):
+        for reranker in ("base", "tuned"):
+            for k in (1, 2, 3):
+                plain = end_to_end_run(evidence, Assignment(retriever, reranker, k), rerank=False)
+                mixed = end_to_end_run(evidence, Assignment(retriever, reranker, k, 0.0))
+                assert {query: list(docs) for query, docs in mixed.items()} == {
+                    query: list(docs) for query, docs in plain.items()
+                }
+    # Model-like float32 scores with ties: the order is the retriever's, ties by document id, as ranking() has it.
+    generator = np.random.default_rng(0)
+    dense = generator.normal(size=200).astype(np.float32).round(2).astype(np.float64)  # rounding makes ties
+    cross = generator.normal(scale=5.0, size=200).astype(np.float32).astype(np.float64)
+    docs = [f"d{position:03d}" for position in generator.permutation(200)]
+    retriever = dict(zip(docs, dense.tolist(), strict=True))
+    combined = interpolate(retriever, dict(zip(docs, cross.tolist(), strict=True)), 0.0)
+    assert list(combined) == [doc for doc, _ in ranking(retriever)]
+    assert len(set(dense.tolist())) < 200  # the check above covered ties
+
+
+def test_interpolation_normalises_each_component_per_query() -> None:
+    retriever, reranker = {"d1": 10.0, "d2": 8.0, "d3": 6.0}, {"d1": -4.0, "d2": 4.0, "d3": 0.0}
+
+    assert interpolate(retriever, reranker, 0.25) == {"d1": 0.75, "d2": 0.625, "d3": 0.125}
+    assert list(interpolate(retriever, reranker, 1.0)) == ["d2", "d3", "d1"]
+    assert interpolate({"d1": 1.0, "d2": 1.0}, {"d1": 0.0, "d2": 2.0}, 0.0) == {"d1": 0.0, "d2": 0.0}
+    with pytest.raises(BackboneError, match=r"must be in \[0, 1\]"):
+        interpolate(retriever, reranker, 1.5)
+
+
+def _weighted_evidence() -> Evidence:
+    # q1's relevant d2: the retriever puts d1 first, the reranker d3; half of each puts d2 first.
+    retrieval = {"base": _retrieval({"q1": {"d1": 0.9, "d2": 0.8, "d3": 0.0}}, 1.0)}
+    scores = {"base": PairScores("ckpt-s", {("q1", "d1"): 0.0, ("q1", "d2"): 0.9, ("q1", "d3"): 1.0}, 1.0, 0)}
+    return Evidence(retrieval, scores, {"q1": {"d2": 1}}, Work(0, 0, 0, 0))
+
+
+def test_the_choice_picks_a_weight_per_application() -> None:
+    evidence = _weighted_evidence()
+    rows = [
+        {
+            "retriever": "base",
+            "reranker": "base",
+            "k": 3,
+            "weight": weight,
+            **assignment_metrics(evidence, Assignment("base", "base", 3, weight), ["mrr@10"]),
+        }
+        for weight in (0.0, 0.5, 1.0)
+    ]
+
+    assert [row["mrr@10"] for row in rows] == [0.5, 1.0, 0.5]
+    only = {"base": assignment_metrics(evidence, Assignment("base", "", 3), ["mrr@10"], rerank=False)}
+    choice = choose_backbone(rows, [Application(name="api", k_range=(3, 3))], "mrr@10", only)
+    assert choice.applications[0].weight == 0.5 and choice.applications[0].row["mrr@10"] == 1.0
+
+
+def test_the_choice_is_made_on_the_selection_split_and_reported_on_the_eval_split(
+    evidence: Evidence, tmp_path: Path
+) -> None:
+    # Same runs and scores, other judgments: on "dev" the base reranker puts each relevant document first.
+    held_out = Evidence(evidence.retrieval, evidence.scores, {"q1": {"d1": 1}, "q2": {"d4": 1}}, Work(0, 1, 0, 0))
+    rows = sorted(_rows(evidence), key=lambda row: (-row["ndcg@10"], row["latency_ms"]))
+    space = SearchSpace(["base", "tuned"], ["base", "tuned"], [2, 3], "ndcg@10", ["ndcg@10"])
+    choice = choose_backbone(rows, [Application(name="api", k_range=(2, 2))], "ndcg@10", _retriever_only(evidence))
+    reported = score_reported(reported_assignments(choice, rows, space), evidence, held_out, ["ndcg@10"])
+    outcome = SearchOutcome(
+        recipe="hand",
+        space=space,
+        rows=rows,
+        retriever_only=_retriever_only(evidence),
+        recall_curves={"base": {1: 0.0, 3: 1.0}, "tuned": {1: 0.5, 3: 1.0}},
+        choice=choice,
+        checkpoints={"retriever": {"base": "r0", "tuned": "r1"}, "reranker": {"base": "s0", "tuned": "s1"}},
+        work=Work(0, 3, 0, 0),
+        release=None,
+        choice_split="selection",
+        eval_split="dev",
+        reported=reported,
+        held_out_retriever_only=_retriever_only(held_out),
+    )
+
+    # tuned/tuned wins on the selection split; on dev base/base would have (1.0), and the report says so.
+    assert (choice.retriever, choice.reranker) == ("tuned", "tuned")
+    figures = {item.label: (item.chosen_on["ndcg@10"], item.held_out["ndcg@10"]) for item in reported}
+    half = 1 / math.log2(3) / 2  # one query scores 0, the other has its relevant document second
+    assert figures == pytest.approx({"chosen: api": (1.0, half), "base: api": (half, 1.0), "best uniform": (1.0, half)})
+    summary = write_report(outcome, tmp_path / "report").read_text()
+    assert "was made on split `selection`, carved out of the training split; split `dev` was only reported" in summary
+    assert "optimistic" not in summary
+    assert f"| chosen: api | tuned | tuned | 2 | 1 | True | 1.0000 | {half:.4f} | 43.0 |" in summary
+    assert f"| base: api | base | base | 2 | 1 | True | {half:.4f} | 1.0000 | 22.0 |" in summary
+    leaderboard = (tmp_path / "report" / "leaderboard.md").read_text()
+    assert "Every assignment is scored on split `selection`; the last column is split `dev`" in leaderboard
+    assert "| ndcg@10 | retriever_ms | reranker_ms | latency_ms | ndcg@10 on dev |" in leaderboard
+    board = pq.read_table(tmp_path / "report" / "leaderboard.parquet").to_pylist()
+    assert [row["held_out_ndcg@10"] for row in board if row["k"] == 2 and row["retriever"] == row["reranker"]] == [
+        pytest.approx(half),
+        1.0,
+    ]
+    lines = Selection(outcome, tmp_path / "report" / "report.md", "report-x").describe().splitlines()
+    assert lines[1] == "chosen on split selection, reported on split dev"
+    assert lines[3].startswith(
+        f"  api: K=2 weight=1.0 top_n=2 rerank=True ndcg@10=1.0000 on selection, {half:.4f} on dev"
+    )

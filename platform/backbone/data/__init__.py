@@ -11,6 +11,7 @@ from backbone.data.builder import DatasetBuilder, UnknownJudgments
 from backbone.data.dataset import CORPUS_SCHEMA, JUDGMENTS_SCHEMA, QUERIES_SCHEMA, RetrievalDataset
 from backbone.data.for_recipe import build_recipe_dataset
 from backbone.data.prepare import WEAK_TABLE, pairs_table, prepare_dataset
+from backbone.data.selection_split import carve_selection
 from backbone.data.stard import fetch_stard, load_stard, resolve_stard_source
 from backbone.data.store import DatasetManifest, load_dataset, read_manifest, read_table, save_dataset
 from backbone.data.subset import build_subset
@@ -30,6 +31,7 @@ __all__ = [
     "UnknownJudgments",
     "build_recipe_dataset",
     "build_subset",
+    "carve_selection",
     "fetch_stard",
     "labelled_pairs",
     "load_beir",

@@ -12,6 +12,7 @@ from backbone import settings
 from backbone.data.beir import load_beir
 from backbone.data.dataset import RetrievalDataset
 from backbone.data.prepare import prepare_dataset
+from backbone.data.selection_split import carve_selection
 from backbone.data.stard import load_stard, resolve_stard_source
 from backbone.data.store import load_dataset, read_manifest
 from backbone.data.subset import build_subset
@@ -22,11 +23,13 @@ log = logging.getLogger(__name__)
 
 
 def build_recipe_dataset(spec: Dataset, name: str) -> Path:
-    """Prepare the dataset ``spec`` describes (and its subset) under ``$BACKBONE_DATASETS_DIR``; return its folder.
+    """Prepare the dataset ``spec`` describes (its subset, its selection split) under ``$BACKBONE_DATASETS_DIR``.
 
     The full dataset is prepared once per raw source (its folder name carries a fingerprint of the raw files'
-    names, sizes and modification times) and shared by every recipe that uses it; a subset is prepared once per
-    (full dataset, subset parameters). A folder that already holds a complete dataset is reused as is.
+    names, sizes and modification times) and shared by every recipe that uses it; a subset and a selection split
+    (carved out of the train split after the subset, so that the training pairs never hold its queries) are
+    prepared once per (full dataset, subset parameters, selection parameters). A folder that already holds a
+    complete dataset is reused as is. Returns the prepared dataset's folder.
 
     Args:
         spec: the recipe's ``dataset`` section.
@@ -45,22 +48,35 @@ def build_recipe_dataset(spec: Dataset, name: str) -> Path:
     full_key = _digest(key)
     full_dir = settings.datasets_dir() / f"{spec.loader}-{full_key}"
     _prepare_once(full_dir, spec.loader, spec.train_split, lambda: _load_raw(spec, raw))
-    if spec.subset is None:
+    if spec.subset is None and spec.selection is None:
         return full_dir
-    subset_key = _digest({"full": full_key, "subset": spec.subset.model_dump(mode="json")})
-    subset_dir = settings.datasets_dir() / f"{name}-{subset_key}"
-    _prepare_once(
-        subset_dir,
-        name,
-        spec.train_split,
-        lambda: build_subset(
-            load_dataset(full_dir),
-            seed=spec.subset.seed,
-            queries=spec.subset.queries,
-            corpus_size=spec.subset.corpus_size,
-        ),
-    )
-    return subset_dir
+    identity: dict[str, object] = {"full": full_key}
+    if spec.subset is not None:
+        identity["subset"] = spec.subset.model_dump(mode="json")
+    if spec.selection is not None:
+        # Only when there is one: recipes without a selection split keep their prepared datasets.
+        identity["selection"] = spec.selection.model_dump(mode="json")
+    derived_dir = settings.datasets_dir() / f"{name}-{_digest(identity)}"
+    _prepare_once(derived_dir, name, spec.train_split, lambda: _derive(spec, load_dataset(full_dir)))
+    return derived_dir
+
+
+def _derive(spec: Dataset, full: RetrievalDataset) -> RetrievalDataset:
+    """The recipe's subset of the full dataset, then its selection split carved out of the train split."""
+    dataset = full
+    if spec.subset is not None:
+        dataset = build_subset(
+            dataset, seed=spec.subset.seed, queries=spec.subset.queries, corpus_size=spec.subset.corpus_size
+        )
+    if spec.selection is not None:
+        dataset = carve_selection(
+            dataset,
+            train_split=spec.train_split,
+            split=spec.selection.split,
+            queries=spec.selection.queries,
+            seed=spec.selection.seed,
+        )
+    return dataset
 
 
 def _raw_source(spec: Dataset) -> Path:

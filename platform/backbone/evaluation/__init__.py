@@ -14,6 +14,7 @@ Example:
 
 from backbone.evaluation.bm25 import BM25
 from backbone.evaluation.dense import DenseIndex
+from backbone.evaluation.interpolation import interpolate
 from backbone.evaluation.metrics import deepest_cutoff, evaluate, evaluate_per_query
 from backbone.evaluation.ranking import Qrels, Run, ranking, top_k
 from backbone.evaluation.rerank import ScoreFn, rerank
@@ -31,6 +32,7 @@ __all__ = [
     "detect_language",
     "evaluate",
     "evaluate_per_query",
+    "interpolate",
     "ranking",
     "read_parquet_run",
     "read_trec_run",

@@ -2,7 +2,16 @@
 
 from backbone.recipes.components import Component, Reranker, Retriever
 from backbone.recipes.loading import load_recipe, recipe_hash
-from backbone.recipes.recipe import Application, Dataset, Evaluation, Recipe, Resources, Search, Subset
+from backbone.recipes.recipe import (
+    Application,
+    Dataset,
+    Evaluation,
+    Recipe,
+    Resources,
+    Search,
+    SelectionSplit,
+    Subset,
+)
 from backbone.recipes.stages import (
     FullFinetune,
     LoraFinetune,
@@ -30,6 +39,7 @@ __all__ = [
     "Retriever",
     "RetrieverStage",
     "Search",
+    "SelectionSplit",
     "Stage",
     "StageData",
     "Subset",

@@ -17,6 +17,7 @@ from backbone.recipes.components import Reranker, Retriever
 
 _METRIC = re.compile(r"^(recall|ndcg|mrr|precision|map)@([1-9][0-9]*)$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_SPLIT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def check_metric(metric: str) -> str:
@@ -46,6 +47,21 @@ class Subset(StrictModel):
         return queries
 
 
+class SelectionSplit(StrictModel):
+    """Queries carved out of the train split before training, on which the search chooses (never trained on)."""
+
+    split: str = Field("selection", description="Name of the new split; must not be a split the dataset has.")
+    queries: int = Field(ge=1, description="Train queries moved into it (all their judgments move with them).")
+    seed: int = Field(13, description="Seed of the draw, recorded in the dataset's manifest.")
+
+    @field_validator("split")
+    @classmethod
+    def _plain_name(cls, split: str) -> str:
+        if not _SPLIT.match(split):
+            raise ValueError(f"bad split name {split!r}: use letters, digits, '.', '_' and '-'")
+        return split
+
+
 class Dataset(StrictModel):
     """Which retrieval dataset to train and evaluate on."""
 
@@ -57,7 +73,16 @@ class Dataset(StrictModel):
     )
     subset: Subset | None = Field(None, description="Train and evaluate on a deterministic subset.")
     train_split: str = Field("train", description="Split whose judgments supervise training.")
-    eval_split: str = Field("dev", description="Split every evaluation and the search are scored on.")
+    eval_split: str = Field(
+        "dev",
+        description="Split every stage evaluation is scored on, and the search's choices are reported on; with no "
+        "selection split the search also chooses on it (then its figures are optimistic).",
+    )
+    selection: SelectionSplit | None = Field(
+        None,
+        description="Carve a selection split out of train_split (after any subset); the search chooses stages, K "
+        "and weights on it, and eval_split is only reported. Null: the search chooses on eval_split.",
+    )
     unknown_judgments: Literal["error", "drop"] = Field(
         "error",
         description="beir loader: a judgment naming a document the corpus lacks fails at its file:line (error) "
@@ -74,7 +99,22 @@ class Dataset(StrictModel):
             for split in (self.train_split, self.eval_split):
                 if split not in self.subset.queries:
                     raise FieldError("subset.queries", f"names no count for split {split!r}")
+        if self.selection is not None:
+            name = self.selection.split
+            if name in (self.train_split, self.eval_split) or (self.subset and name in self.subset.queries):
+                raise FieldError("selection.split", f"{name!r} is already a split of this dataset; name a new one")
+            train_queries = self.subset.queries[self.train_split] if self.subset else None
+            if train_queries is not None and self.selection.queries >= train_queries:
+                raise FieldError(
+                    "selection.queries",
+                    f"{self.selection.queries} would leave no training query: the subset keeps {train_queries} "
+                    f"queries of {self.train_split!r}",
+                )
         return self
+
+    def choice_split(self) -> str:
+        """The split the search chooses on: the selection split when there is one, else the evaluation split."""
+        return self.selection.split if self.selection is not None else self.eval_split
 
 
 class Resources(StrictModel):
@@ -126,7 +166,15 @@ class Search(StrictModel):
         None, description="Reranker stages to try ('base' = untrained); null tries every stage."
     )
     k: list[int] = Field([20, 60, 100], description="Retrieval budgets K: candidates passed to the reranker.")
-    objective: str = Field("ndcg@10", description="End-to-end metric to maximise on the evaluation split.")
+    weights: list[float] = Field(
+        [1.0],
+        description="Interpolation weights to try: a candidate's score is weight * norm(reranker) + (1 - weight) * "
+        "norm(retriever), min-max normalised per query over the K candidates; 1 = the reranker's order, 0 = the "
+        "retriever's.",
+    )
+    objective: str = Field(
+        "ndcg@10", description="End-to-end metric to maximise on the selection split (else the evaluation split)."
+    )
     algorithm: Literal["grid", "random"] = Field(
         "grid", description="grid tries every assignment; random samples `num_samples` of them."
     )
@@ -138,6 +186,13 @@ class Search(StrictModel):
         if not budgets or any(k < 1 for k in budgets) or sorted(set(budgets)) != budgets:
             raise ValueError(f"needs distinct positive budgets in ascending order (got {budgets})")
         return budgets
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_ascending(cls, weights: list[float]) -> list[float]:
+        if not weights or any(not 0.0 <= w <= 1.0 for w in weights) or sorted(set(weights)) != weights:
+            raise ValueError(f"needs distinct weights in [0, 1] in ascending order (got {weights})")
+        return weights
 
     @field_validator("objective")
     @classmethod

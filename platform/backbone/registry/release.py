@@ -63,6 +63,13 @@ class AppSettings(BaseModel):
     k: int = Field(gt=0, description="How many candidates the retriever fetches.")
     top_n: int = Field(gt=0, description="How many results the application gets back.")
     rerank: bool = Field(default=True, description="Whether the reranker reorders the candidates.")
+    weight: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="Interpolation weight of the reranker's normalised score against the retriever's "
+        "(backbone.evaluation.interpolate): 1 is the reranker's order, 0 the retriever's; unused without rerank.",
+    )
 
     @model_validator(mode="after")
     def _top_n_within_k(self) -> Self:

@@ -1,8 +1,10 @@
 """Assembling the backbone component-wise: each component's stage is chosen by the end-to-end metric.
 
 :func:`gather_evidence` does all model work once per checkpoint (indexes, evaluation runs, pair scores, cached in
-the registry); :func:`run_search` scores retriever stage x reranker stage x K with Ray Tune;
-:func:`choose_backbone` picks one stage pair for every application and each application's K inside its budget;
+the registry); :func:`run_search` scores retriever stage x reranker stage x K x interpolation weight with Ray Tune;
+:func:`choose_backbone` picks one stage pair for every application and each application's K and weight inside its
+budget, on the recipe's selection split when it has one; :func:`score_reported` scores the choices on the
+evaluation split, which no choice used;
 :func:`select_backbone` does all of it, writes the release and the report; :func:`compare_releases` is an offline
 A/B of two releases.
 """
@@ -12,6 +14,7 @@ from backbone.selection.assignment import Assignment, assignment_metrics, end_to
 from backbone.selection.choice import AppChoice, Choice, choose_backbone
 from backbone.selection.compare import AppComparison, compare_releases
 from backbone.selection.evidence import Evidence, Work, gather_evidence
+from backbone.selection.held_out import Reported, reported_assignments, score_reported
 from backbone.selection.inputs import SearchInputs, search_inputs
 from backbone.selection.pair_scores import PairScores, pair_scores
 from backbone.selection.report import SearchOutcome, write_report
@@ -25,6 +28,7 @@ __all__ = [
     "Choice",
     "Evidence",
     "PairScores",
+    "Reported",
     "RetrievalRun",
     "Row",
     "SearchInputs",
@@ -41,8 +45,10 @@ __all__ = [
     "latency_ms",
     "pair_scores",
     "per_query_metric",
+    "reported_assignments",
     "retrieval_run",
     "run_search",
+    "score_reported",
     "search_inputs",
     "select_backbone",
     "write_report",

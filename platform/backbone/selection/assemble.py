@@ -12,9 +12,10 @@ from backbone.registry import AppSettings, Lineage, Registry, ReleaseRecord, Rel
 from backbone.selection.assignment import Assignment, assignment_metrics, end_to_end_run
 from backbone.selection.choice import Choice, choose_backbone
 from backbone.selection.evidence import Evidence, gather_evidence
+from backbone.selection.held_out import reported_assignments, score_reported
 from backbone.selection.inputs import search_inputs
 from backbone.selection.report import SearchOutcome, write_report
-from backbone.selection.search import SearchSpace, experiment_name, run_search
+from backbone.selection.search import Row, SearchSpace, experiment_name, run_search
 from backbone.training import baseline_rows, results_table
 
 _CURVE_POINTS = [1, 5, 10, 20, 30, 40, 50, 60, 80, 100, 150, 200]
@@ -35,16 +36,23 @@ class Selection:
     report_artifact: str
 
     def describe(self) -> str:
-        """A few lines for a terminal: the chosen stages, each application's K, the release and the report."""
-        choice, release = self.outcome.choice, self.outcome.release
+        """A few lines for a terminal: the chosen stages, each application's K and weight with its figures on both
+        splits, which split chose, the release and the report."""
+        outcome = self.outcome
+        choice, release, objective = outcome.choice, outcome.release, outcome.space.objective
+        held_out = {item.label: item.held_out for item in outcome.reported}
         lines = [
-            f"model work: {self.outcome.work}",
+            f"model work: {outcome.work}",
+            f"chosen on split {outcome.choice_split}, reported on split {outcome.eval_split}"
+            + ("" if outcome.honest else " (the same split: the figures are optimistic)"),
             f"chosen backbone: retriever stage {choice.retriever}, reranker stage {choice.reranker} "
-            f"(mean {self.outcome.space.objective} {choice.score:.4f})",
+            f"(mean {objective} {choice.score:.4f} on {outcome.choice_split}, "
+            f"{outcome.held_out_score():.4f} on {outcome.eval_split})",
         ]
         lines += [
-            f"  {app.name}: K={app.k} top_n={app.top_n} rerank={app.rerank} "
-            f"{self.outcome.space.objective}={app.row[self.outcome.space.objective]:.4f} "
+            f"  {app.name}: K={app.k} weight={app.weight} top_n={app.top_n} rerank={app.rerank} "
+            f"{objective}={app.row[objective]:.4f} on {outcome.choice_split}, "
+            f"{held_out[f'chosen: {app.name}'][objective]:.4f} on {outcome.eval_split}; "
             f"latency={app.row['latency_ms']:.0f} ms"
             for app in choice.applications
         ]
@@ -77,7 +85,7 @@ def select_backbone(
         >>> selection.outcome.choice.retriever, selection.report  # doctest: +SKIP
         ('calibration', PosixPath('reports/x/report.md'))
     """
-    inputs = search_inputs(dataset_dir, recipe.dataset.eval_split, recipe.retriever, recipe.reranker)
+    specs = (recipe.retriever, recipe.reranker)
     space = SearchSpace.from_recipe(
         recipe.search,
         recipe.searched_stages("retriever"),
@@ -86,38 +94,61 @@ def select_backbone(
         recipe.seed,
     )
     depth = max(space.k)
+    retrievers = {stage: checkpoints["retriever"][stage] for stage in space.retriever_stages}
+    rerankers = {stage: checkpoints["reranker"][stage] for stage in space.reranker_stages}
+    choice_split, eval_split = recipe.dataset.choice_split(), recipe.dataset.eval_split
     evidence = gather_evidence(
-        registry,
-        inputs,
-        {stage: checkpoints["retriever"][stage] for stage in space.retriever_stages},
-        {stage: checkpoints["reranker"][stage] for stage in space.reranker_stages},
-        (recipe.retriever, recipe.reranker),
-        depth,
+        registry, search_inputs(dataset_dir, choice_split, *specs), retrievers, rerankers, specs, depth
     )
-    print(f"[search] model work: {evidence.work}", flush=True)
+    print(f"[search] model work on {choice_split}: {evidence.work}", flush=True)
     rows = run_search(evidence, space, registry, recipe.name)
-    retriever_only = {
-        stage: assignment_metrics(evidence, Assignment(stage, "", depth), space.metrics, rerank=False)
-        for stage in space.retriever_stages
-    }
+    retriever_only = _retriever_only(evidence, space, depth)
     choice = choose_backbone(rows, recipe.applications, space.objective, retriever_only)
+    reported = reported_assignments(choice, rows, space)
+    held_out = evidence
+    if eval_split != choice_split:
+        # Only what the report shows is scored on the evaluation split: every retriever's run (cheap: its index
+        # exists), and pairs of just the retriever stages and rerankers of the reported assignments.
+        reranked = [assignment for _, assignment, rerank in reported if rerank]
+        held_out = gather_evidence(
+            registry,
+            search_inputs(dataset_dir, eval_split, *specs),
+            retrievers,
+            {assignment.reranker: rerankers[assignment.reranker] for assignment in reranked},
+            specs,
+            depth,
+            scored_retrievers=sorted({assignment.retriever for assignment in reranked}),
+        )
+        print(f"[search] model work on {eval_split}: {held_out.work}", flush=True)
     release = _propose(recipe, registry, evidence, checkpoints, choice, release_name or recipe.name)
     outcome = SearchOutcome(
         recipe=recipe.name,
         space=space,
         rows=rows,
         retriever_only=retriever_only,
-        recall_curves={stage: _recall_curve(evidence, stage, depth) for stage in space.retriever_stages},
+        recall_curves={stage: _recall_curve(held_out, stage, depth) for stage in space.retriever_stages},
         choice=choice,
         checkpoints=checkpoints,
-        work=evidence.work,
+        work=evidence.work + held_out.work if held_out is not evidence else evidence.work,
         release=release,
+        choice_split=choice_split,
+        eval_split=eval_split,
+        reported=score_reported(reported, evidence, held_out, space.metrics),
+        held_out_retriever_only=_retriever_only(held_out, space, depth),
         stage_tables=_stage_tables(recipe, dataset_dir, registry, checkpoints),
     )
     report = write_report(outcome, report_dir)
-    _write_runs(evidence, choice, report_dir / "runs")
+    _write_runs(held_out, choice, report_dir / "runs")
     artifact = _publish_report(recipe, registry, report_dir, outcome, experiment_name(evidence, space, recipe.name))
     return Selection(outcome, report, artifact)
+
+
+def _retriever_only(evidence: Evidence, space: SearchSpace, depth: int) -> dict[str, Row]:
+    """Each retriever stage's own top-10 metrics and latency, without a reranker."""
+    return {
+        stage: assignment_metrics(evidence, Assignment(stage, "", depth), space.metrics, rerank=False)
+        for stage in space.retriever_stages
+    }
 
 
 def _stage_tables(
@@ -147,7 +178,10 @@ def _propose(
     choice: Choice,
     name: str,
 ) -> ReleaseRecord:
-    applications = {app.name: AppSettings(k=app.k, top_n=app.top_n, rerank=app.rerank) for app in choice.applications}
+    applications = {
+        app.name: AppSettings(k=app.k, top_n=app.top_n, rerank=app.rerank, weight=app.weight)
+        for app in choice.applications
+    }
     return Releases(registry).propose(
         name,
         retriever_checkpoint=checkpoints["retriever"][choice.retriever],
@@ -155,15 +189,16 @@ def _propose(
         reranker_checkpoint=checkpoints["reranker"][choice.reranker],
         applications=applications,
         note=f"search of recipe {recipe.name}: retriever stage {choice.retriever}, reranker stage {choice.reranker}, "
-        f"mean {recipe.search.objective} {choice.score:.4f}",
+        f"mean {recipe.search.objective} {choice.score:.4f} on split {recipe.dataset.choice_split()}",
     )
 
 
 def _write_runs(evidence: Evidence, choice: Choice, folder: Path) -> None:
-    """Each application's end-to-end run under the chosen backbone, in TREC and Parquet form."""
+    """Each application's end-to-end run of the evaluation split under the chosen backbone, as TREC and Parquet."""
     folder.mkdir(parents=True, exist_ok=True)
     for app in choice.applications:
-        run = end_to_end_run(evidence, Assignment(choice.retriever, choice.reranker, app.k), rerank=app.rerank)
+        assignment = Assignment(choice.retriever, choice.reranker, app.k, app.weight)
+        run = end_to_end_run(evidence, assignment, rerank=app.rerank)
         write_trec_run(run, folder / f"{app.name}.trec", tag=app.name)
         write_parquet_run(run, folder / f"{app.name}.parquet")
 
@@ -188,8 +223,16 @@ def _publish_report(recipe: Recipe, registry: Registry, folder: Path, outcome: S
             staging,
             name=f"search/{recipe.name}",
             lineage=Lineage(parents=chosen, recipe_hash=recipe_hash(recipe)),
-            metrics={f"mean_{recipe.search.objective}": outcome.choice.score},
-            params={"experiment": experiment, "release": release.name if release else None},
+            metrics={
+                f"mean_{recipe.search.objective}": outcome.choice.score,
+                f"mean_{recipe.search.objective}_held_out": outcome.held_out_score(),
+            },
+            params={
+                "experiment": experiment,
+                "release": release.name if release else None,
+                "chosen_on": outcome.choice_split,
+                "reported_on": outcome.eval_split,
+            },
             cache_key=key,
         )
     return manifest.id

@@ -1,26 +1,29 @@
-"""One stage assignment (retriever stage, reranker stage, budget K) scored end to end from gathered evidence."""
+"""One stage assignment (retriever stage, reranker stage, budget K, interpolation weight) scored end to end from
+gathered evidence."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from backbone.errors import BackboneError
-from backbone.evaluation import Run, evaluate, evaluate_per_query, ranking, top_k
+from backbone.evaluation import Run, evaluate, evaluate_per_query, interpolate, top_k
 from backbone.selection.evidence import Evidence
 
 
 @dataclass(frozen=True)
 class Assignment:
-    """Which retriever stage and reranker stage serve, and how many candidates K the retriever passes on.
+    """Which retriever stage and reranker stage serve, how many candidates K the retriever passes on, and the
+    interpolation weight of the reranker's score against the retriever's (1: the reranker's order).
 
     Example:
-        >>> Assignment("calibration", "refinement", 60).uniform
+        >>> Assignment("calibration", "refinement", 60, 0.5).uniform
         False
     """
 
     retriever: str
     reranker: str
     k: int
+    weight: float = 1.0
 
     @property
     def uniform(self) -> bool:
@@ -29,7 +32,10 @@ class Assignment:
 
 
 def end_to_end_run(evidence: Evidence, assignment: Assignment, rerank: bool = True) -> Run:
-    """Retrieve the top K with the retriever stage, then order them by the reranker stage's scores.
+    """Retrieve the top K with the retriever stage, then order them by the interpolated score.
+
+    The order is :func:`backbone.evaluation.interpolate`'s (the gateway's too): ``weight`` times the reranker
+    stage's min-max normalised score plus ``1 - weight`` times the retriever stage's, ties by document id.
 
     Args:
         evidence: runs and pair scores of every stage.
@@ -50,7 +56,10 @@ def end_to_end_run(evidence: Evidence, assignment: Assignment, rerank: bool = Tr
     if not rerank:
         return candidates
     scores = evidence.scores[assignment.reranker].scores
-    return {query: dict(ranking({doc: scores[(query, doc)] for doc in docs})) for query, docs in candidates.items()}
+    return {
+        query: interpolate(docs, {doc: scores[(query, doc)] for doc in docs}, assignment.weight)
+        for query, docs in candidates.items()
+    }
 
 
 def assignment_metrics(

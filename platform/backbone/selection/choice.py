@@ -1,5 +1,5 @@
 """Choosing the backbone from the leaderboard: one retriever stage and one reranker stage shared by every
-application, each application with the best budget K inside its own limits."""
+application, each application with the best budget K and interpolation weight inside its own limits."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ class AppChoice:
         k: candidates the retriever passes on.
         top_n: results returned.
         rerank: whether the reranker reorders the candidates.
+        weight: the interpolation weight of the reranker's score (1.0 when the application does not rerank).
         row: the leaderboard row of this operating point (its metrics and latency).
     """
 
@@ -26,6 +27,7 @@ class AppChoice:
     k: int
     top_n: int
     rerank: bool
+    weight: float
     row: Row
 
 
@@ -52,8 +54,9 @@ def choose_backbone(
     """The stage pair whose applications, each at its best K inside its budget, have the best mean objective.
 
     One backbone serves every application, so stages are chosen for all of them together: for each
-    (retriever stage, reranker stage) and each application, the best K within the application's ``k_range`` and
-    ``latency_budget_ms`` (ties: the smaller K); the pair's score is the mean over applications. A pair that
+    (retriever stage, reranker stage) and each application, the best (K, weight) within the application's
+    ``k_range`` and ``latency_budget_ms`` (ties: the smaller K, then the larger weight); the pair's score is the
+    mean over applications. A pair that
     leaves an application without any allowed K is not eligible. With no applications, the best row wins.
 
     Args:
@@ -101,12 +104,12 @@ def _operating_point(app: Application, rows: list[Row], objective: str, retrieve
         if _over_budget(app, retriever_only):
             return None
         k = min(max(app.top_n, app.k_range[0]), app.k_range[1]) if app.k_range else app.top_n
-        return AppChoice(app.name, k, min(app.top_n, k), False, retriever_only)
+        return AppChoice(app.name, k, min(app.top_n, k), False, 1.0, retriever_only)
     allowed = [row for row in rows if _in_range(app, row["k"]) and not _over_budget(app, row)]
     if not allowed:
         return None
-    row = max(allowed, key=lambda row: (row[objective], -row["k"]))
-    return AppChoice(app.name, row["k"], min(app.top_n, row["k"]), True, row)
+    row = max(allowed, key=lambda row: (row[objective], -row["k"], row["weight"]))
+    return AppChoice(app.name, row["k"], min(app.top_n, row["k"]), True, row["weight"], row)
 
 
 def _in_range(app: Application, k: int) -> bool:

@@ -99,7 +99,7 @@ def _compare(
     app: str, records: list[ReleaseRecord], evidence: list[Evidence], metric: str, permutations: int
 ) -> AppComparison:
     settings = [record.applications[app] for record in records]
-    assignments = [Assignment("release", "release", setting.k) for setting in settings]
+    assignments = [Assignment("release", "release", setting.k, setting.weight) for setting in settings]
     values = [
         per_query_metric(found, assignment, metric, setting.rerank)
         for found, assignment, setting in zip(evidence, assignments, settings, strict=True)

@@ -8,6 +8,7 @@ then only looks results up, so the number of trials and budgets K costs no model
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import ray
@@ -34,6 +35,14 @@ class Work:
     retrieval_runs: int
     rerank_passes: int
     pairs_scored: int
+
+    def __add__(self, other: Work) -> Work:
+        return Work(
+            self.corpus_encodings + other.corpus_encodings,
+            self.retrieval_runs + other.retrieval_runs,
+            self.rerank_passes + other.rerank_passes,
+            self.pairs_scored + other.pairs_scored,
+        )
 
     def __str__(self) -> str:
         return (
@@ -66,6 +75,7 @@ def gather_evidence(
     rerankers: dict[str, str],
     specs: tuple[Retriever, Reranker],
     depth: int,
+    scored_retrievers: Collection[str] | None = None,
 ) -> Evidence:
     """Run (or find in the registry) each retriever checkpoint's top ``depth``, then score their pairs.
 
@@ -79,6 +89,8 @@ def gather_evidence(
         rerankers: reranker stage name -> checkpoint id.
         specs: the retriever's and the reranker's specs.
         depth: the largest retrieval budget K searched.
+        scored_retrievers: the retriever stages whose top ``depth`` pairs the rerankers score; ``None``: all of
+            them (the others' runs are still gathered, for their figures alone).
 
     Example:
         >>> evidence = gather_evidence(registry, inputs, {"base": "checkpoint-..."}, {"base": "checkpoint-..."},
@@ -101,16 +113,17 @@ def gather_evidence(
             strict=True,
         )
     )
-    pairs: set[Pair] = {(query, doc) for found in runs.values() for query, docs in found.run.items() for doc in docs}
+    scored = runs if scored_retrievers is None else {stage: runs[stage] for stage in scored_retrievers}
+    pairs: set[Pair] = {(query, doc) for found in scored.values() for query, docs in found.run.items() for doc in docs}
     score = ray.remote(num_cpus=1)(pair_scores)
     shared_pairs = ray.put(sorted(pairs))
-    scored = ray.get(
+    pair_scores_found = ray.get(
         [score.remote(registry.uri, ckpt, reranker_spec, shared_inputs, shared_pairs) for ckpt in rerankers.values()]
     )
     work = Work(
         corpus_encodings=sum(found.corpus_encoded for found in runs.values()),
         retrieval_runs=sum(found.retrieved for found in runs.values()),
-        rerank_passes=sum(found.newly_scored > 0 for found in scored),
-        pairs_scored=sum(found.newly_scored for found in scored),
+        rerank_passes=sum(found.newly_scored > 0 for found in pair_scores_found),
+        pairs_scored=sum(found.newly_scored for found in pair_scores_found),
     )
-    return Evidence(runs, dict(zip(rerankers, scored, strict=True)), inputs.qrels, work)
+    return Evidence(runs, dict(zip(rerankers, pair_scores_found, strict=True)), inputs.qrels, work)

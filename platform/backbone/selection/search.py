@@ -1,4 +1,4 @@
-"""The Ray Tune search over stage assignments: retriever stage x reranker stage x K, scored end to end.
+"""The Ray Tune search over stage assignments: retriever stage x reranker stage x K x weight, scored end to end.
 
 Every trial only looks results up in the gathered :class:`~backbone.selection.evidence.Evidence`, so the search
 costs no model work beyond it. Tune keeps its state under ``<registry>/ray-tune/<name>``: a search that was
@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ray import tune
@@ -23,7 +23,8 @@ from backbone.selection.assignment import Assignment, assignment_metrics
 from backbone.selection.evidence import Evidence
 
 Row = dict[str, Any]
-"""A leaderboard row: ``retriever``, ``reranker``, ``k``, then each end-to-end metric and the latencies."""
+"""A leaderboard row: ``retriever``, ``reranker``, ``k``, ``weight``, then each end-to-end metric and the latencies."""
+_AXES = ("retriever", "reranker", "k", "weight")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class SearchSpace:
         algorithm: ``grid`` (every assignment) or ``random`` (``num_samples`` of them).
         num_samples: assignments the random search draws.
         seed: the random search's seed.
+        weights: interpolation weights to try (1: the reranker's order, 0: the retriever's).
     """
 
     retriever_stages: list[str]
@@ -49,6 +51,7 @@ class SearchSpace:
     algorithm: str = "grid"
     num_samples: int = 1
     seed: int = 0
+    weights: list[float] = field(default_factory=lambda: [1.0])
 
     @classmethod
     def from_recipe(
@@ -64,13 +67,14 @@ class SearchSpace:
             search.algorithm,
             search.num_samples,
             seed,
+            search.weights,
         )
 
     def size(self) -> int:
         """How many trials the search runs: every assignment of the grid, or the random search's samples."""
         if self.algorithm == "random":
             return self.num_samples
-        return len(self.retriever_stages) * len(self.reranker_stages) * len(self.k)
+        return len(self.retriever_stages) * len(self.reranker_stages) * len(self.k) * len(self.weights)
 
     def param_space(self) -> dict[str, Any]:
         """Tune's parameter space: grid searches, or uniform choices for the random search."""
@@ -79,11 +83,14 @@ class SearchSpace:
             "retriever": dimension(self.retriever_stages),
             "reranker": dimension(self.reranker_stages),
             "k": dimension(self.k),
+            "weight": dimension(self.weights),
         }
 
 
 def run_search(evidence: Evidence, space: SearchSpace, registry: Registry, name: str) -> list[Row]:
     """Score the assignments of ``space`` with Ray Tune and return the leaderboard, best first.
+
+    Rows are ordered by the objective, then the lower latency, then the larger weight.
 
     Args:
         evidence: runs and pair scores of every stage in ``space``.
@@ -98,7 +105,7 @@ def run_search(evidence: Evidence, space: SearchSpace, registry: Registry, name:
     Example:
         >>> rows = run_search(evidence, space, registry, "stard-mini")  # doctest: +SKIP
         >>> rows[0]  # doctest: +SKIP
-        {'retriever': 'calibration', 'reranker': 'refinement', 'k': 20, 'ndcg@10': 0.72, ..., 'latency_ms': 640.1}
+        {'retriever': 'calibration', 'reranker': 'refinement', 'k': 20, 'weight': 0.5, 'ndcg@10': 0.72, ...}
     """
     storage = posixpath.join(registry.root.base, "ray-tune")
     experiment = experiment_name(evidence, space, name)
@@ -136,7 +143,7 @@ def run_search(evidence: Evidence, space: SearchSpace, registry: Registry, name:
         )
     rows = [
         {
-            **{field: result.config[field] for field in ("retriever", "reranker", "k")},
+            **{axis: result.config[axis] for axis in _AXES},
             **{
                 metric: result.metrics[metric]
                 for metric in [*space.metrics, "retriever_ms", "reranker_ms", "latency_ms"]
@@ -144,12 +151,12 @@ def run_search(evidence: Evidence, space: SearchSpace, registry: Registry, name:
         }
         for result in finished
     ]
-    unique = {(row["retriever"], row["reranker"], row["k"]): row for row in rows}.values()
-    return sorted(unique, key=lambda row: (-row[space.objective], row["latency_ms"]))
+    unique = {tuple(row[axis] for axis in _AXES): row for row in rows}.values()
+    return sorted(unique, key=lambda row: (-row[space.objective], row["latency_ms"], -row["weight"]))
 
 
 def _trial(config: dict[str, Any], evidence: Evidence, metrics: list[str]) -> None:
-    assignment = Assignment(config["retriever"], config["reranker"], config["k"])
+    assignment = Assignment(config["retriever"], config["reranker"], config["k"], config["weight"])
     tune.report(assignment_metrics(evidence, assignment, metrics))
 
 

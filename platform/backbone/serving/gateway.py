@@ -109,7 +109,7 @@ class Gateway:
 
     @api.post("/v1/search", response_model=SearchResponse, responses=_REFUSALS)
     async def search(self, request: SearchRequest) -> SearchResponse:
-        """Retrieve, then rerank if the application does, and answer the best ``top_n`` documents."""
+        """Retrieve, then rerank if the application does (at its interpolation weight); answer the best ``top_n``."""
         config = self.config
         settings = config.applications.get(request.application)
         if settings is None:
@@ -137,7 +137,7 @@ class Gateway:
             reranked=scores is not None,
             rerank_error=error,
             versions=Versions(retriever=retriever, index=index, reranker=reranker),
-            results=ranked_hits(candidates, scores, top_n),
+            results=ranked_hits(candidates, scores, top_n, settings.weight),
         )
 
     @api.post("/v1/embeddings", response_model=EmbeddingResponse, responses=_REFUSALS)

@@ -58,8 +58,12 @@ class SearchHit(BaseModel):
     doc_id: str = Field(description="The document's id in the corpus.")
     title: str = Field(description="The document's title (may be empty).")
     text: str = Field(description="The document's text.")
-    score: float = Field(description="The reranker's logit when reranked, else the retriever's cosine similarity.")
+    score: float = Field(
+        description="What ordered the results: when reranked, the application's interpolation of the reranker's "
+        "and the retriever's min-max normalised scores (in [0, 1]); else the retriever's cosine similarity."
+    )
     retriever_score: float = Field(description="The retriever's cosine similarity of query and document.")
+    reranker_score: float | None = Field(None, description="The reranker's logit, when it scored the document.")
 
 
 class SearchResponse(BaseModel):
