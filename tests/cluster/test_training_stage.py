@@ -16,13 +16,16 @@ import torch
 import torch.distributed as dist
 from ray.train import ScalingConfig
 from ray.train.torch import TorchTrainer, prepare_model
+from safetensors.torch import load_file
 from sentence_transformers import CrossEncoder, SentenceTransformer
 from tiny_recipe import tiny_recipe
 
 from backbone.errors import BackboneError
 from backbone.evaluation import DenseIndex, evaluate, rerank
 from backbone.models import score_pairs
-from backbone.registry import Registry
+from backbone.registry import Registry, find_index
+from backbone.selection.inputs import search_inputs
+from backbone.selection.retrieval_runs import retrieval_run
 from backbone.training import StageRun, reranker_candidates, run_stage
 from backbone.training.inputs import build_stage_inputs
 from backbone.training.reranker_task import RerankerTask
@@ -219,3 +222,39 @@ def test_a_reranker_distils_from_the_retrievers_candidates(
     )
     for metric, value in evaluate(inputs.eval_qrels, reranked, recipe.evaluation.reranker_metrics).items():
         assert value == pytest.approx(reranker.metrics[metric], abs=1e-6), metric
+
+
+def test_a_query_side_curriculum_encodes_the_corpus_once(
+    local_ray: None, stard_dir: Path, tiny_encoder_dir: Path, small_dataset: Path, tmp_path: Path
+) -> None:
+    stage = {**RETRIEVER_STAGE, "name": "queries", "epochs": 2, "data": {"tables": ["train"], "max_examples": 8}}
+    stage["negatives"] = {**RETRIEVER_STAGE["negatives"], "policy": "remined"}  # epoch 2 mines again
+    recipe = tiny_recipe(stard_dir, tiny_encoder_dir, stage, RERANKER_STAGE)
+    recipe = recipe.model_copy(update={"retriever": recipe.retriever.model_copy(update={"document_encoder": "frozen"})})
+    registry = Registry(str(tmp_path / "registry"))
+    one = StageRun(workers=1)
+    base = run_stage(recipe, "retriever", "base", None, small_dataset, registry, one)
+    trained = run_stage(recipe, "retriever", "queries", base, small_dataset, registry, one)
+
+    assert (base.metrics["corpus_encodings"], trained.metrics["corpus_encodings"]) == (1, 0)
+    assert trained.params["document_encoder"] == {"mode": "frozen", "checkpoint": base.id}
+    [index] = registry.list("index")  # the stage published none of its own
+    assert find_index(registry, trained) == find_index(registry, base) == index
+    weights = {
+        checkpoint.id: load_file(registry.materialize(checkpoint.id) / "document_0_Transformer" / "model.safetensors")
+        for checkpoint in (base, trained)
+    }
+    assert all(torch.equal(weights[base.id][name], weights[trained.id][name]) for name in weights[base.id])
+    assert trained.metrics["steps"] == 4 and trained.metrics["ndcg@10"] != base.metrics["ndcg@10"]
+
+    # The search's retrieval run of the stage reads the shared index: no corpus encoding.
+    inputs = search_inputs(small_dataset, recipe.dataset.eval_split, recipe.retriever, recipe.reranker)
+    run = retrieval_run(registry.uri, trained.id, recipe.retriever, inputs, depth=10)
+    assert (run.index, run.corpus_encoded) == (index.id, False)
+    plain = SentenceTransformer(str(registry.materialize(trained.id)))
+    query_ids = list(inputs.queries)
+    searched = DenseIndex.load(registry.materialize(index.id)).search(
+        query_ids, plain.encode_query([inputs.queries[query] for query in query_ids]), 10
+    )
+    for metric, value in evaluate(inputs.qrels, searched, recipe.evaluation.retriever_metrics).items():
+        assert value == pytest.approx(trained.metrics[metric], abs=1e-6), metric

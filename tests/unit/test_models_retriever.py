@@ -12,8 +12,10 @@ from sentence_transformers.sentence_transformer.losses import MultipleNegativesR
 
 from backbone.models import (
     build_retriever,
+    document_tower,
     encode_passages,
     encode_queries,
+    has_document_tower,
     load_retriever,
     retriever_features,
 )
@@ -163,3 +165,59 @@ def test_encoding_leaves_a_training_model_training(encoder_spec: Retriever) -> N
     model.eval()
     encode_queries(model, encoder_spec, TEXTS)
     assert not model.training
+
+
+def _tower_weights(model: SentenceTransformer, tower: str) -> dict[str, torch.Tensor]:
+    return {name: weight.clone() for name, weight in model[0].sub_modules[tower][0].auto_model.state_dict().items()}
+
+
+def test_a_frozen_document_encoder_is_the_base_tower_and_only_queries_train(spec: Retriever) -> None:
+    frozen = spec.model_copy(update={"document_encoder": "frozen"})
+    model = build_retriever(frozen)
+    assert has_document_tower(model) and not has_document_tower(build_retriever(spec))
+    base = build_retriever(spec).transformers_model.state_dict()
+    for tower in ("query", "document"):
+        weights = _tower_weights(model, tower)
+        assert weights.keys() == base.keys() and all(torch.equal(weights[name], base[name]) for name in base)
+    assert not any(parameter.requires_grad for parameter in document_tower(model).parameters())
+    assert any(parameter.requires_grad for parameter in model[0].sub_modules["query"].parameters())
+    # Both towers start equal, so the two layouts embed alike until the query tower trains.
+    one_tower = build_retriever(spec)
+    for encode in (encode_queries, encode_passages):
+        np.testing.assert_allclose(encode(model, frozen, TEXTS), encode(one_tower, spec, TEXTS), atol=1e-6)
+
+    model.train()
+    with torch.no_grad():
+        model[0].sub_modules["query"][0].auto_model.get_input_embeddings().weight.mul_(1.5)  # "trained"
+    features = retriever_features(model, frozen, TEXTS, "query")
+    model(features)["sentence_embedding"].sum().backward()
+    assert all(parameter.grad is None for parameter in document_tower(model).parameters())
+    assert not np.allclose(encode_queries(model, frozen, TEXTS), encode_queries(one_tower, spec, TEXTS))
+    np.testing.assert_array_equal(encode_passages(model, frozen, TEXTS), encode_passages(one_tower, spec, TEXTS))
+
+
+def test_a_two_tower_checkpoint_loads_plainly_with_the_project_embeddings(spec: Retriever, tmp_path: Path) -> None:
+    frozen = spec.model_copy(update={"document_encoder": "frozen"})
+    model = build_retriever(frozen)
+    with torch.no_grad():
+        model[0].sub_modules["query"][0].auto_model.get_input_embeddings().weight.mul_(1.5)
+    model.save(str(tmp_path))
+    plain = SentenceTransformer(str(tmp_path))
+    texts = [*TEXTS, LONG]  # cut at max_query_length / max_passage_length: each tower keeps its own length
+    assert plain.prompts["document"] == plain.prompts["passage"] == frozen.passage_prefix
+    np.testing.assert_allclose(plain.encode_query(texts), encode_queries(model, frozen, texts), atol=1e-6)
+    np.testing.assert_allclose(plain.encode_document(texts), encode_passages(model, frozen, texts), atol=1e-6)
+    loaded = load_retriever(str(tmp_path), frozen)
+    assert not any(parameter.requires_grad for parameter in document_tower(loaded).parameters())
+    np.testing.assert_array_equal(encode_queries(loaded, frozen, texts), encode_queries(model, frozen, texts))
+
+
+def test_a_one_tower_checkpoint_loaded_for_a_frozen_recipe_splits_into_equal_towers(
+    encoder_spec: Retriever, tmp_path: Path
+) -> None:
+    build_retriever(encoder_spec).save(str(tmp_path))
+    frozen = encoder_spec.model_copy(update={"document_encoder": "frozen"})
+    model = load_retriever(str(tmp_path), frozen)
+    assert has_document_tower(model)
+    query, document = _tower_weights(model, "query"), _tower_weights(model, "document")
+    assert all(torch.equal(query[name], document[name]) for name in query)

@@ -227,3 +227,40 @@ def test_propose_refuses_an_index_of_another_checkpoint(releases: Releases, regi
             reranker_checkpoint=_reranker(registry),
         )
     assert releases.names() == []
+
+
+def _query_side(registry: Registry, document_encoder: str) -> str:
+    """A checkpoint of a query-side stage carrying the document tower of checkpoint ``document_encoder``."""
+    carried = {"mode": "frozen", "checkpoint": document_encoder}
+    return publish(registry, name="retriever/query-side", params={"document_encoder": carried}).id
+
+
+def test_index_compatible_retrievers_swap_and_roll_back_keeping_the_index(releases: Releases) -> None:
+    base, index, _ = _create(releases)
+    first, second = _query_side(releases.registry, base), _query_side(releases.registry, base)
+
+    promoted = releases.promote("legal", "retriever", first)  # no index named: the shared one is kept
+    assert promoted.retriever == RetrieverSlot(checkpoint=first, index=index)
+    assert releases.promote("legal", "retriever", second, index=index).retriever.index == index
+    back = releases.rollback("legal", "retriever")
+    assert back.retriever == RetrieverSlot(checkpoint=first, index=index)
+    proposed = releases.propose(
+        "legal", retriever_checkpoint=second, retriever_index=index, reranker_checkpoint=back.reranker.checkpoint
+    )
+    assert proposed.retriever == RetrieverSlot(checkpoint=second, index=index)
+
+
+def test_an_index_of_another_document_encoder_is_refused(releases: Releases) -> None:
+    _, index, _ = _create(releases)
+    other, other_index = _retriever(releases.registry)
+    foreign = _query_side(releases.registry, other)
+
+    with pytest.raises(RegistryError, match=f"index {index} was not built from retriever checkpoint {foreign} or"):
+        releases.promote("legal", "retriever", foreign, index=index)
+    # Without an index named, an incompatible one is not kept: the new retriever serves without one.
+    assert releases.promote("legal", "retriever", foreign).retriever == RetrieverSlot(checkpoint=foreign)
+    assert releases.promote("legal", "retriever", foreign, index=other_index).retriever.index == other_index
+    # A two-tower checkpoint trained its own document tower: the base's index does not serve it.
+    trained, _ = _retriever(releases.registry, with_index=False)
+    with pytest.raises(RegistryError, match=f"index {index} was not built from retriever checkpoint {trained} "):
+        releases.promote("legal", "retriever", trained, index=index)

@@ -6,8 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from backbone.errors import BackboneError
+from backbone.models import build_retriever, checkpoint_spec
+from backbone.registry import DocumentEncoder, Lineage
 from backbone.serving.config import RerankerConfig, RetrieverConfig
 from backbone.serving.deploy import find_documents, serve_config
 from backbone.serving.pipeline import ranked_hits
@@ -87,3 +90,45 @@ def test_serve_config_finds_the_indexed_dataset_and_binds_loopback(
     assert deployments["Retriever"]["index"] == release.record.retriever.index
     assert deployments["Reranker"]["checkpoint"] == release.record.reranker.checkpoint
     assert deployments["Gateway"]["applications"]["default"] == {"k": 8, "top_n": 3, "rerank": True}
+
+
+def _query_side_checkpoint(release: ServableRelease, model_dir: Path, tmp_path: Path) -> str:
+    """A query-side stage's checkpoint whose frozen document tower is the served retriever's (the same base)."""
+    served = release.registry.get(release.record.retriever.checkpoint)
+    spec = checkpoint_spec(served).model_copy(update={"document_encoder": "frozen"})
+    model = build_retriever(spec, str(model_dir))
+    with torch.no_grad():
+        model[0].sub_modules["query"][0].auto_model.get_input_embeddings().weight.mul_(1.5)  # a "trained" query tower
+    model.save(str(tmp_path / "model"))
+    params = {
+        "component": "retriever",
+        "spec": spec.model_dump(mode="json", exclude={"stages"}),
+        "document_encoder": DocumentEncoder(mode="frozen", checkpoint=served.id).model_dump(mode="json"),
+    }
+    return release.registry.publish(
+        "checkpoint",
+        tmp_path / "model",
+        name="retriever/query-side",
+        lineage=Lineage(parents=[served.id]),
+        params=params,
+    ).id
+
+
+def test_an_index_compatible_retriever_swaps_its_query_encoder_and_keeps_the_index(
+    release: ServableRelease, tiny_encoder_dir: Path, tmp_path: Path
+) -> None:
+    current = LoadedRetriever.load(_retriever_config(release))
+    query_side = _query_side_checkpoint(release, tiny_encoder_dir, tmp_path)
+    swapped = LoadedRetriever.load(_retriever_config(release, checkpoint=query_side), current)
+    assert swapped.index is current.index and swapped.documents is current.documents
+    assert (swapped.checkpoint, swapped.index_id) == (query_side, current.index_id)
+    query = ["谁可以成为个体工商户？"]
+    assert not np.allclose(swapped.embed(query, "query"), current.embed(query, "query"))
+    np.testing.assert_allclose(swapped.embed(["合同"], "passage"), current.embed(["合同"], "passage"), atol=1e-6)
+    [hits] = swapped.search(query, k=3)
+    assert len(hits) == 3
+    other_index = release.other_retriever[1]
+    with pytest.raises(
+        BackboneError, match=f"index {other_index} was not built from retriever checkpoint {query_side} or"
+    ):
+        LoadedRetriever.load(_retriever_config(release, checkpoint=query_side, index=other_index))

@@ -14,8 +14,10 @@ from backbone.models.modes import evaluating
 from backbone.models.reranker import build_reranker, load_reranker, reranker_features, score_pairs
 from backbone.models.retriever import (
     build_retriever,
+    document_tower,
     encode_passages,
     encode_queries,
+    has_document_tower,
     load_retriever,
     retriever_features,
 )
@@ -37,9 +39,11 @@ __all__ = [
     "build_retriever",
     "checkpoint_spec",
     "cut_to_tokens",
+    "document_tower",
     "encode_passages",
     "encode_queries",
     "evaluating",
+    "has_document_tower",
     "load_reranker",
     "load_retriever",
     "merge_lora",

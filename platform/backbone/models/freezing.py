@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sentence_transformers import CrossEncoder, SentenceTransformer
+from sentence_transformers.sentence_transformer.modules import Router
 
 from backbone.recipes import Component
 
@@ -13,9 +14,11 @@ def prepare_for_training(model: SentenceTransformer | CrossEncoder, spec: Compon
     - A bi-encoder's pooler (BERT-family models carry one) is frozen: mean, CLS or last-token pooling never
       reads it, and an unused trainable parameter makes DDP fail at the first reduction. A cross-encoder keeps
       its pooler trainable: its classification head reads ``tanh(pooler)``.
-    - With ``spec.freeze_embeddings`` the word-embedding matrix is frozen: on CPU it dominates step time
-      (a dense gradient, its all-reduce and AdamW over 96M of multilingual-e5-small's 118M weights). A
-      decoder whose language-model head is tied to it freezes that head too.
+    - A two-tower retriever (``document_encoder: frozen``, a ``Router`` first) freezes its whole document
+      tower: it must stay the model the shared corpus index was encoded with.
+    - With ``spec.freeze_embeddings`` the word-embedding matrix (of the query tower, if two) is frozen: on CPU it
+      dominates step time (a dense gradient, its all-reduce and AdamW over 96M of multilingual-e5-small's 118M
+      weights). A decoder whose language-model head is tied to it freezes that head too.
 
     Args:
         model: the retriever (``SentenceTransformer``) or reranker (``CrossEncoder``).
@@ -26,7 +29,9 @@ def prepare_for_training(model: SentenceTransformer | CrossEncoder, spec: Compon
         >>> retriever.transformers_model.pooler.dense.weight.requires_grad  # doctest: +SKIP
         False
     """
-    transformer = model.transformers_model
+    if isinstance(model[0], Router):
+        model[0].sub_modules["document"].requires_grad_(False)
+    transformer = model.transformers_model  # the first transformer: a two-tower retriever's query tower
     pooler = getattr(transformer.base_model, "pooler", None)
     if isinstance(model, SentenceTransformer) and pooler is not None:
         pooler.requires_grad_(False)

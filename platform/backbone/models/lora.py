@@ -94,7 +94,7 @@ def _adapter_layers(transformer: nn.Module) -> list[tuple[str, BaseTunerLayer]]:
 
 def _head_parameters(model: SentenceTransformer | CrossEncoder) -> list[nn.Parameter]:
     """A sequence classifier's head: its parameters outside the body, and the body's pooler."""
-    if model[0].transformer_task != "sequence-classification":
+    if getattr(model[0], "transformer_task", None) != "sequence-classification":  # a Router has none
         return []
     transformer = model.transformers_model
     pooler = getattr(transformer.base_model, "pooler", None)

@@ -1,6 +1,10 @@
 """The retriever (bi-encoder) as a sentence-transformers ``SentenceTransformer``: build, load, encode, featurise.
 
-Layout: ``Transformer -> Pooling -> Normalize``. Embeddings are always unit vectors, so inner product is cosine
+Layout: ``Transformer -> Pooling -> Normalize``; with ``document_encoder: frozen`` the transformer is two towers,
+``Router(query: Transformer, document: Transformer) -> Pooling -> Normalize`` (sentence-transformers' asymmetric
+layout, so ``SentenceTransformer(path).encode_query`` / ``encode_document`` pick the tower): the query tower trains,
+the document tower stays the base model's, frozen, so the corpus index of the base checkpoint serves every stage.
+Embeddings are always unit vectors, so inner product is cosine
 similarity: the index and the evaluation use inner product, and the contrastive loss (cosine) is unchanged by
 the normalisation. Queries and passages are read through the model's prompts (:func:`retriever_prompts`) and cut
 to their own lengths (``max_query_length``, ``max_passage_length``); every token the model sees counts towards
@@ -9,11 +13,12 @@ them: special tokens, the prompt and the text.
 
 from __future__ import annotations
 
+import copy
 from typing import Literal
 
 import numpy as np
 from sentence_transformers import SentenceTransformer
-from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Router, Transformer
 from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
@@ -29,6 +34,8 @@ _POOLING_MODES = {"mean": "mean", "cls": "cls", "last_token": "lasttoken"}
 # Plain text only: a decoder's tokenizer may carry a chat template, which would otherwise make sentence-transformers
 # render every text as a chat conversation.
 _TEXT_ONLY = {"text": {"method": "forward", "method_output_name": "last_hidden_state"}}
+# The Router task each role reads (sentence-transformers' encode_query / encode_document names).
+_TASKS: dict[Role, str] = {"query": "query", "passage": "document"}
 
 
 def build_retriever(spec: Retriever, model_path: str | None = None) -> SentenceTransformer:
@@ -57,15 +64,15 @@ def build_retriever(spec: Retriever, model_path: str | None = None) -> SentenceT
         _end_with_eos(transformer.tokenizer)
     pooling = Pooling(transformer.get_embedding_dimension(), _POOLING_MODES[spec.pooling])
     model = SentenceTransformer(modules=[transformer, pooling, Normalize()], prompts=retriever_prompts(spec))
-    prepare_for_training(model, spec)
-    return model
+    return _ready(model, spec)
 
 
 def load_retriever(path: str, spec: Retriever) -> SentenceTransformer:
     """A retriever checkpoint saved by a stage, ready to train on or to encode with.
 
-    The checkpoint holds the whole pipeline (pooling, normalisation, prompts); the recipe's freezing options
-    are applied again, since trainability is not saved with weights.
+    The checkpoint holds the whole pipeline (pooling, normalisation, prompts, both towers if it has two); the
+    recipe's freezing options are applied again, since trainability is not saved with weights. A one-tower
+    checkpoint loaded for a ``document_encoder: frozen`` recipe is split into two towers that start equal.
 
     Args:
         path: the folder ``model.save`` wrote.
@@ -74,7 +81,38 @@ def load_retriever(path: str, spec: Retriever) -> SentenceTransformer:
     Example:
         >>> model = load_retriever("registry/.../retriever-alignment", spec)  # doctest: +SKIP
     """
-    model = SentenceTransformer(path)
+    return _ready(SentenceTransformer(path), spec)
+
+
+def has_document_tower(model: SentenceTransformer) -> bool:
+    """Whether the retriever reads passages with a tower of their own (the ``document_encoder: frozen`` layout).
+
+    Example:
+        >>> has_document_tower(build_retriever(Retriever(model="m", document_encoder="frozen")))  # doctest: +SKIP
+        True
+    """
+    return isinstance(model[0], Router)
+
+
+def document_tower(model: SentenceTransformer) -> Transformer:
+    """The transformer that reads passages: the document route of a two-tower retriever, else the only one.
+
+    Example:
+        >>> document_tower(model).auto_model.embeddings.word_embeddings.weight.shape  # doctest: +SKIP
+        torch.Size([250037, 384])
+    """
+    return model[0].sub_modules["document"][0] if has_document_tower(model) else model[0]
+
+
+def _ready(model: SentenceTransformer, spec: Retriever) -> SentenceTransformer:
+    """``model`` in the recipe's layout (split into two towers if ``document_encoder`` is frozen), frozen as due."""
+    if spec.document_encoder == "frozen" and not has_document_tower(model):
+        document = model[0]
+        query = copy.deepcopy(document)
+        # Plain encode_query then cuts where encode_queries does (each route's transformer has its own length).
+        query.max_seq_length = spec.max_query_length
+        router = Router.for_query_document(query_modules=[query], document_modules=[document])
+        model = SentenceTransformer(modules=[router, *list(model)[1:]], prompts=model.prompts)
     prepare_for_training(model, spec)
     return model
 
@@ -124,7 +162,9 @@ def retriever_features(model: SentenceTransformer, spec: Retriever, texts: list[
         >>> loss([retriever_features(model, spec, queries, "query"),
         ...       retriever_features(model, spec, passages, "passage")], None)  # doctest: +SKIP
     """
-    return model.preprocess(texts, prompt=retriever_prompts(spec)[role], processing_kwargs=_cut(spec, role))
+    return model.preprocess(
+        texts, prompt=retriever_prompts(spec)[role], task=_TASKS[role], processing_kwargs=_cut(spec, role)
+    )
 
 
 def _encode(model: SentenceTransformer, spec: Retriever, texts: list[str], role: Role, batch_size: int) -> np.ndarray:
@@ -136,6 +176,7 @@ def _encode(model: SentenceTransformer, spec: Retriever, texts: list[str], role:
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,  # stage logs report progress; bars from every worker drown them
+            task=_TASKS[role],
             processing_kwargs=_cut(spec, role),
         )
     # reshape: an empty list encodes to an empty 1-D array

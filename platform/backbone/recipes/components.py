@@ -66,6 +66,12 @@ class Retriever(Component):
     max_passage_length: int = Field(
         256, ge=8, le=8192, description="Passage tokens kept; longer passages are cut at the end."
     )
+    document_encoder: Literal["trained", "frozen"] = Field(
+        "trained",
+        description="trained: every stage fine-tunes one tower for queries and passages (each stage re-indexes "
+        "the corpus); frozen: stages train a query tower only, the passage tower stays the base model's, so every "
+        "stage shares the base checkpoint's corpus index (encoded once per curriculum).",
+    )
 
     @model_validator(mode="after")
     def _decoder_pools_last_token(self) -> Retriever:

@@ -6,15 +6,26 @@ object storage (``s3://``, ``gs://``), chosen by ``BACKBONE_REGISTRY``.
 """
 
 from backbone.registry.artifact import ArtifactKind, ArtifactManifest, FileEntry, Lineage, code_version
+from backbone.registry.corpus_index import (
+    DOCUMENT_ENCODER_PARAM,
+    DocumentEncoder,
+    check_index_serves,
+    document_encoder,
+    find_index,
+    index_key,
+    publish_index,
+)
 from backbone.registry.release import AppSettings, Component, ReleaseRecord, Releases, RerankerSlot, RetrieverSlot
 from backbone.registry.root import StorageRoot, open_root
 from backbone.registry.store import Draft, Registry
 
 __all__ = [
+    "DOCUMENT_ENCODER_PARAM",
     "AppSettings",
     "ArtifactKind",
     "ArtifactManifest",
     "Component",
+    "DocumentEncoder",
     "Draft",
     "FileEntry",
     "Lineage",
@@ -24,6 +35,11 @@ __all__ = [
     "RerankerSlot",
     "RetrieverSlot",
     "StorageRoot",
+    "check_index_serves",
     "code_version",
+    "document_encoder",
+    "find_index",
+    "index_key",
     "open_root",
+    "publish_index",
 ]

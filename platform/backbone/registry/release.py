@@ -21,6 +21,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from backbone.errors import RegistryError
 from backbone.registry.artifact import ArtifactKind, ArtifactManifest
+from backbone.registry.corpus_index import check_index_serves
 from backbone.registry.store import Registry
 
 Component = Literal["retriever", "reranker"]
@@ -32,13 +33,15 @@ _MAX_ATTEMPTS = 50
 
 
 class RetrieverSlot(BaseModel):
-    """The retriever a release serves: a checkpoint and, optionally, an index built from it."""
+    """The retriever a release serves: a checkpoint and, optionally, an index built with its document encoder."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     checkpoint: str = Field(description="Id of the retriever's checkpoint artifact.")
     index: str | None = Field(
-        default=None, description="Id of the index artifact built from that checkpoint, if there is one."
+        default=None,
+        description="Id of the index artifact built with that checkpoint's document encoder (by the checkpoint "
+        "itself, or by the one whose frozen document tower it carries), if there is one.",
     )
 
 
@@ -184,13 +187,14 @@ class Releases:
             name: letters, digits, ``.``, ``_`` and ``-``.
             retriever_checkpoint: id of the retriever's checkpoint artifact.
             reranker_checkpoint: id of the reranker's checkpoint artifact.
-            retriever_index: id of an index artifact built from ``retriever_checkpoint``, if any.
+            retriever_index: id of an index artifact built with the document encoder of ``retriever_checkpoint``,
+                if any.
             applications: settings of each application served.
             note: why.
 
         Raises:
             RegistryError: the release exists, or an artifact is unknown, of the wrong kind, or (the index)
-                not built from the retriever checkpoint.
+                not built with the retriever checkpoint's document encoder.
         """
         content = self._content(retriever_checkpoint, retriever_index, reranker_checkpoint, applications)
 
@@ -222,12 +226,14 @@ class Releases:
             name: the release.
             retriever_checkpoint: id of the retriever's checkpoint artifact.
             reranker_checkpoint: id of the reranker's checkpoint artifact.
-            retriever_index: id of an index artifact built from ``retriever_checkpoint``, if any.
+            retriever_index: id of an index artifact built with the document encoder of ``retriever_checkpoint``,
+                if any.
             applications: settings of each application served.
             note: why.
 
         Raises:
-            RegistryError: an artifact is unknown, of the wrong kind, or (the index) not built from the checkpoint.
+            RegistryError: an artifact is unknown, of the wrong kind, or (the index) not built with the checkpoint's
+                document encoder.
 
         Example:
             >>> releases.propose("stard-mini", retriever_checkpoint=r, reranker_checkpoint=s).version  # doctest: +SKIP
@@ -255,17 +261,23 @@ class Releases:
             name: the release.
             component: ``"retriever"`` or ``"reranker"``.
             checkpoint: id of the checkpoint artifact to serve.
-            index: for the retriever, id of an index built from ``checkpoint`` (none: serve without one).
+            index: for the retriever, id of an index built with the document encoder of ``checkpoint``; none: keep
+                the index served now if it was built with that same document encoder (an index-compatible
+                retriever swaps only its query encoder), else serve without one.
             note: why.
 
         Raises:
             RegistryError: the release is unknown, already serves exactly this, or an artifact is unknown, of
-                the wrong kind, or (the index) not built from the checkpoint.
+                the wrong kind, or (the index) not built with the checkpoint's document encoder.
         """
-        slot = self._slot(_check_component(component), checkpoint, index)
-        described = f"{checkpoint} with index {index}" if index else checkpoint
+        _check_component(component)
 
         def change(current: ReleaseRecord) -> dict[str, Any]:
+            kept = index
+            if component == "retriever" and index is None and current.retriever.index is not None:
+                kept = current.retriever.index if self._index_serves(current.retriever.index, checkpoint) else None
+            slot = self._slot(component, checkpoint, kept)
+            described = f"{checkpoint} with index {kept}" if kept else checkpoint
             if current.slot(component) == slot:
                 raise RegistryError(f"release {name!r} v{current.version} already serves {described} as {component}")
             return _replacing(current, component, slot, f"promote {component} to {described}")
@@ -382,15 +394,18 @@ class Releases:
 
     def _retriever(self, checkpoint: str, index: str | None) -> RetrieverSlot:
         """The retriever slot for ``checkpoint`` and ``index``, checked against the registry."""
-        self._require(checkpoint, "retriever checkpoint")
+        manifest = self._require(checkpoint, "retriever checkpoint")
         if index is not None:
-            parents = self._require(index, "retriever index", ArtifactKind.INDEX).lineage.parents
-            if checkpoint not in parents:
-                raise RegistryError(
-                    f"index {index} was not built from retriever checkpoint {checkpoint} "
-                    f"(its lineage parents: {', '.join(parents) or 'none'}); build one from it or serve without"
-                )
+            check_index_serves(self._require(index, "retriever index", ArtifactKind.INDEX), manifest)
         return RetrieverSlot(checkpoint=checkpoint, index=index)
+
+    def _index_serves(self, index: str, checkpoint: str) -> bool:
+        """Whether ``index`` was built with the document encoder of ``checkpoint`` (both must exist)."""
+        try:
+            self._retriever(checkpoint, index)
+        except RegistryError:
+            return False
+        return True
 
     def _require(self, artifact_id: str, role: str, kind: ArtifactKind = ArtifactKind.CHECKPOINT) -> ArtifactManifest:
         """The manifest of ``artifact_id``, which is to serve as ``role`` and so must be a ``kind``."""

@@ -1,9 +1,10 @@
 """Each retriever checkpoint's ranking of the evaluation queries: its index built once, its run retrieved once.
 
-Both are registry artifacts. The index (kind ``index``, lineage parent: the checkpoint, cache key
-``index:<checkpoint>``) is the one a retriever stage already published when it was evaluated; only a checkpoint
-without one has its corpus encoded here. The run (kind ``run``) holds the top ``depth`` documents of every
-evaluation query, as Parquet and as a TREC run file, with the measured time per query.
+Both are registry artifacts. The index (kind ``index``) is the one :func:`~backbone.registry.find_index` finds for the
+checkpoint: the one its stage published when it was evaluated or, for a query-side stage (``document_encoder:
+frozen``), the one its document encoder (the base checkpoint) published, shared by every such stage. Only a
+checkpoint whose document encoder has none yet has its corpus encoded here. The run (kind ``run``) holds the top
+``depth`` documents of every evaluation query, as Parquet and as a TREC run file, with the measured time per query.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sentence_transformers import SentenceTransformer
 from backbone.evaluation import DenseIndex, Run, read_parquet_run, write_parquet_run, write_trec_run
 from backbone.models import encode_passages, encode_queries, load_retriever
 from backbone.recipes import Retriever
-from backbone.registry import ArtifactManifest, Lineage, Registry
+from backbone.registry import ArtifactManifest, Lineage, Registry, document_encoder, find_index, publish_index
 from backbone.selection.inputs import SearchInputs
 
 RUN_FILE = "run.parquet"
@@ -36,7 +37,7 @@ class RetrievalRun:
         artifact: the id of the run artifact.
         run: query id -> document id -> inner product, ``depth`` documents per query.
         query_ms: measured time per query to embed it and search the index (queries embedded in batches).
-        corpus_encoded: whether this call encoded the corpus (no index was published for the checkpoint yet).
+        corpus_encoded: whether this call encoded the corpus (no index was published for its document encoder yet).
         retrieved: whether this call ran the model at all (false: everything came from the registry).
     """
 
@@ -73,7 +74,7 @@ def retrieval_run(
 
     torch.set_num_threads(1)  # one Ray CPU per task
     model = load_retriever(str(registry.materialize(checkpoint)), spec)
-    index, index_manifest, corpus_encoded = _index(registry, checkpoint, model, spec, inputs)
+    index, index_manifest, corpus_encoded = _index(registry, registry.get(checkpoint), model, spec, inputs)
     query_ids = list(inputs.queries)
     encode_queries(model, spec, [inputs.queries[query_ids[0]]])  # warm-up: the first call pays one-off set-up
     started = time.perf_counter()
@@ -96,20 +97,18 @@ def retrieval_run(
 
 
 def _index(
-    registry: Registry, checkpoint: str, model: SentenceTransformer, spec: Retriever, inputs: SearchInputs
+    registry: Registry, checkpoint: ArtifactManifest, model: SentenceTransformer, spec: Retriever, inputs: SearchInputs
 ) -> tuple[DenseIndex, ArtifactManifest, bool]:
-    """The checkpoint's published index, or a new one from encoding the corpus (then the flag is true)."""
-    if (found := registry.find("index", f"index:{checkpoint}")) is not None:
+    """The index serving the checkpoint, or a new one from encoding the corpus (then the flag is true).
+
+    A new one is published as its document encoder's: the checkpoint's document tower is that encoder's.
+    """
+    if (found := find_index(registry, checkpoint)) is not None:
         return DenseIndex.load(registry.materialize(found.id)), found, False
     index = DenseIndex.build(inputs.corpus_ids, encode_passages(model, spec, inputs.retriever_passages))
     with tempfile.TemporaryDirectory() as folder:
         index.save(Path(folder))
-        manifest = registry.publish(
-            "index",
-            folder,
-            name="retriever/index",
-            lineage=Lineage(parents=[checkpoint], dataset_checksum=inputs.data),
-            params={"checkpoint": checkpoint},
-            cache_key=f"index:{checkpoint}",
+        manifest = publish_index(
+            registry, folder, document_encoder(checkpoint), name="retriever/index", dataset_checksum=inputs.data
         )
     return index, manifest, True

@@ -1,4 +1,9 @@
-"""The retriever as a service: a query encoder and the FAISS index built by the same checkpoint.
+"""The retriever as a service: a query encoder and the FAISS index built with the same document encoder.
+
+An index serves a checkpoint when its lineage names the checkpoint's document encoder (``check_index_serves``):
+the checkpoint itself, or, for a query-side stage (``document_encoder: frozen``), the checkpoint whose frozen
+document tower it carries. Swapping between such checkpoints loads only the new query encoder: the index and
+documents already loaded are kept.
 
 :class:`LoadedRetriever` is one loaded version (checkpoint, index, documents), usable in-process;
 :class:`RetrieverDeployment` serves it on Ray Serve, batching concurrent requests, and swaps in a new version on
@@ -20,7 +25,7 @@ from backbone.errors import BackboneError
 from backbone.evaluation import DenseIndex
 from backbone.models import checkpoint_spec, encode_passages, encode_queries, load_retriever, retriever_prompts
 from backbone.recipes import Retriever
-from backbone.registry import ArtifactKind, Registry
+from backbone.registry import ArtifactKind, Registry, check_index_serves
 from backbone.serving.config import RetrieverConfig
 from backbone.serving.pipeline import Candidate, configure_batching
 from backbone.training.stage import dataset_checksum
@@ -37,17 +42,21 @@ class LoadedRetriever:
     model: SentenceTransformer
     index: DenseIndex
     documents: dict[str, tuple[str, str]]
+    documents_dir: str
 
     @classmethod
-    def load(cls, config: RetrieverConfig) -> LoadedRetriever:
+    def load(cls, config: RetrieverConfig, current: LoadedRetriever | None = None) -> LoadedRetriever:
         """Load the checkpoint, its index and the documents named by ``config``, checking they belong together.
 
         Args:
             config: the retriever deployment's config.
+            current: the version loaded now; its index and documents are reused when ``config`` names the same
+                index and documents (a promotion or rollback between index-compatible checkpoints).
 
         Raises:
-            BackboneError: the checkpoint is no retriever, the index was not built from it (its lineage names
-                another checkpoint), the documents are not the dataset the index was built on, or lack an id.
+            BackboneError: the checkpoint is no retriever, the index was not built with its document encoder (its
+                lineage names another checkpoint), the documents are not the dataset the index was built on, or
+                lack an id.
 
         Example:
             >>> retriever = LoadedRetriever.load(RetrieverConfig(registry=..., checkpoint=..., index=...,
@@ -62,20 +71,19 @@ class LoadedRetriever:
         index_manifest = registry.get(config.index)
         if index_manifest.kind != ArtifactKind.INDEX:
             raise BackboneError(f"retriever index {config.index} is of kind {index_manifest.kind}, not index")
-        if checkpoint.id not in index_manifest.lineage.parents:
-            raise BackboneError(
-                f"index {config.index} was not built from retriever checkpoint {checkpoint.id} (its lineage names "
-                f"{', '.join(index_manifest.lineage.parents) or 'no checkpoint'}); serve the index of that checkpoint"
-            )
-        index = DenseIndex.load(registry.materialize(config.index))
-        documents = _documents(Path(config.documents), index_manifest.lineage.dataset_checksum, index.doc_ids)
+        check_index_serves(index_manifest, checkpoint)
+        if current is not None and (current.index_id, current.documents_dir) == (config.index, config.documents):
+            index, documents = current.index, current.documents
+        else:
+            index = DenseIndex.load(registry.materialize(config.index))
+            documents = _documents(Path(config.documents), index_manifest.lineage.dataset_checksum, index.doc_ids)
         model = load_retriever(str(registry.materialize(checkpoint.id)), spec)
         if model.get_embedding_dimension() != index.dim:
             raise BackboneError(
                 f"checkpoint {checkpoint.id} embeds in {model.get_embedding_dimension()} dimensions, "
                 f"index {config.index} holds {index.dim}"
             )
-        return cls(checkpoint.id, config.index, spec.model, spec, model, index, documents)
+        return cls(checkpoint.id, config.index, spec.model, spec, model, index, documents, config.documents)
 
     def search(self, queries: list[str], k: int) -> list[list[Candidate]]:
         """The ``k`` nearest documents of each query, best first.
@@ -160,7 +168,7 @@ class RetrieverDeployment:
             config.checkpoint,
             config.index,
         ):
-            self._loaded = await asyncio.to_thread(LoadedRetriever.load, config)
+            self._loaded = await asyncio.to_thread(LoadedRetriever.load, config, self._loaded)
         configure_batching(config.batching, self.search, self.embed)
 
     def _current(self) -> LoadedRetriever:

@@ -33,6 +33,7 @@ from backbone.registry import Registry
 from backbone.training.inputs import StageInputs
 from backbone.training.negatives import QueryRanking, choose_negatives, in_batch_negatives, keeps_query
 from backbone.training.plan import StagePlan
+from backbone.training.query_side import batch_candidates
 from backbone.training.reranker_task import RerankerTask
 from backbone.training.retriever_task import RetrieverTask
 
@@ -63,6 +64,8 @@ def train_stage(config: dict[str, Any]) -> None:
         state["restarts"] += 1
         _log(plan, f"resumed after epoch {state['epochs_done']} (step {state['steps']})")
     stage = plan.stage
+    if stage is not None and isinstance(task, RetrieverTask) and task.spec.document_encoder == "frozen":
+        task.documents = _shared_documents(plan, task, model, inputs)
     if stage is not None and state["epochs_done"] < stage.epochs:
         _train(plan, stage, task, model, inputs, state)
     _finish(plan, task, model, inputs, state)
@@ -108,17 +111,9 @@ def _train(plan: StagePlan, stage: Stage, task: Task, model: torch.nn.Module, in
         started, epoch_losses = time.perf_counter(), []
         for step in range(steps_per_epoch):
             batch = order[step * global_batch : (step + 1) * global_batch]
-            mine = batch[rank * per_worker : (rank + 1) * per_worker]
             for group in optimizer.param_groups:
                 group["lr"] = _learning_rate(stage, state["steps"], total_steps)
-            negative_ids = _batch_negatives(stage, inputs, batch, negatives, rank * per_worker, per_worker)
-            loss = task.loss(
-                model,
-                [inputs.anchors[inputs.example_queries[i]] for i in mine],
-                [_passage(inputs, inputs.example_positives[i]) for i in mine],
-                None if negative_ids is None else [[_passage(inputs, doc) for doc in row] for row in negative_ids],
-                _teacher_scores(inputs, mine, negative_ids),
-            )
+            loss = _loss(task, model, stage, inputs, batch, negatives, rank * per_worker, per_worker)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
@@ -156,6 +151,8 @@ def _finish(plan: StagePlan, task: Task, model: torch.nn.Module, inputs: StageIn
             "train_seconds": state["train_seconds"],
             "examples_per_s": state["examples_seen"] / state["train_seconds"] if state["train_seconds"] else 0.0,
         }
+        if isinstance(task, RetrieverTask):
+            summary["corpus_encodings"] = task.corpus_encodings
         if "last_epoch_loss" in state:
             summary["loss"] = state["last_epoch_loss"]
         _save_and_report(task, model, {**state, "finished": True}, summary, Path(folder))
@@ -202,6 +199,44 @@ def _rank(
     with torch.no_grad():
         rankings, corpus_embeddings = task.rank(model, queries, inputs, depth, corpus_embeddings)
     return dict(zip(queries, rankings, strict=True)), corpus_embeddings
+
+
+def _loss(
+    task: Task,
+    model: torch.nn.Module,
+    stage: Stage,
+    inputs: StageInputs,
+    batch: list[int],
+    negatives: dict[int, list[str]],
+    start: int,
+    size: int,
+) -> torch.Tensor:
+    """This worker's loss on its share ``batch[start:start + size]`` of the global batch."""
+    mine = batch[start : start + size]
+    anchors = [inputs.anchors[inputs.example_queries[i]] for i in mine]
+    if isinstance(task, RetrieverTask) and task.documents is not None:
+        # A frozen document tower: passages are rows of the shared index, scored without a forward pass.
+        candidates = batch_candidates(
+            [inputs.example_positives[i] for i in batch],
+            [negatives.get(i, []) for i in batch],
+            [inputs.relevant[inputs.example_queries[i]] for i in batch],
+            inputs.position,
+        )
+        return task.query_side_loss(model, anchors, candidates, start)
+    negative_ids = _batch_negatives(stage, inputs, batch, negatives, start, size)
+    return task.loss(
+        model,
+        anchors,
+        [_passage(inputs, inputs.example_positives[i]) for i in mine],
+        None if negative_ids is None else [[_passage(inputs, doc) for doc in row] for row in negative_ids],
+        _teacher_scores(inputs, mine, negative_ids),
+    )
+
+
+def _shared_documents(plan: StagePlan, task: RetrieverTask, model: torch.nn.Module, inputs: StageInputs) -> np.ndarray:
+    """A query-side stage's passage embeddings: the shared corpus index, encoded here only if none matches."""
+    found = _start_embeddings(plan, inputs)
+    return found if found is not None else task.encode_corpus(model, inputs)
 
 
 def _start_embeddings(plan: StagePlan, inputs: StageInputs) -> np.ndarray | None:

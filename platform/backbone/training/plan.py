@@ -21,8 +21,9 @@ class StagePlan:
         seed: seed of sampling, shuffling and initialisation.
         threads: torch threads per worker.
         log_interval_s: at most one progress line per this many seconds (plus each epoch's first and last step).
-        start_index: retriever only: the registry URI and id of the starting checkpoint's corpus index, whose
-            embeddings the first ranking reuses instead of encoding the corpus again.
+        start_index: retriever only: the registry URI and id of the corpus index serving the starting checkpoint
+            (``find_index``), whose embeddings the first ranking reuses instead of encoding the corpus again; with
+            ``document_encoder: frozen`` the whole stage (ranking, re-mining, loss, evaluation) reads it.
     """
 
     component: Literal["retriever", "reranker"]

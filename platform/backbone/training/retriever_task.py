@@ -1,6 +1,9 @@
 """What a stage does with a retriever: load it, rank the corpus, compute the contrastive loss, evaluate it.
 
-Mirrors ``reranker_task.py``; the stage loop (``loop.py``) drives either through the same five methods.
+Mirrors ``reranker_task.py``; the stage loop (``loop.py``) drives either through the same five methods. With
+``document_encoder: frozen`` the loop also gives the task the shared index's passage embeddings (``documents``):
+ranking, re-mining and evaluation then encode only queries, and :meth:`RetrieverTask.query_side_loss` replaces
+:meth:`RetrieverTask.loss`.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from backbone.models import (
 from backbone.recipes import LoraFinetune, Retriever, RetrieverStage
 from backbone.training.inputs import StageInputs
 from backbone.training.negatives import QueryRanking
+from backbone.training.query_side import Candidates, query_side_infonce
 from backbone.training.ranking import dense_rankings
 from backbone.training.sharding import sharded_map
 
@@ -45,6 +49,10 @@ class RetrieverTask:
         self.metrics = metrics
         self.batch_size = batch_size
         self.loss_fn: MultipleNegativesRankingLoss | None = None
+        self.ddp_model: torch.nn.Module | None = None
+        self.corpus_encodings = 0  # times this task encoded the whole corpus (a stage metric)
+        # A frozen document tower's corpus embeddings (the shared index's vectors), fixed for the whole stage.
+        self.documents: np.ndarray | None = None
 
     def load(self, path: str) -> SentenceTransformer:
         """The model at ``path``: a sentence-transformers checkpoint, or a base model to build one from."""
@@ -63,6 +71,7 @@ class RetrieverTask:
             model, scale=1.0 / self.stage.temperature, gather_across_devices=True
         )
         self.loss_fn.model = ddp_model
+        self.ddp_model = ddp_model
 
     def add_adapter(self, model: SentenceTransformer, finetune: LoraFinetune) -> None:
         add_lora(model, finetune, self.spec.family)
@@ -72,6 +81,7 @@ class RetrieverTask:
 
     def encode_corpus(self, model: SentenceTransformer, inputs: StageInputs) -> np.ndarray:
         """Every passage's embedding, the encoding shared across the stage's workers."""
+        self.corpus_encodings += 1
         return sharded_map(
             inputs.passages, lambda texts: encode_passages(model, self.spec, texts, batch_size=self.batch_size)
         )
@@ -86,7 +96,7 @@ class RetrieverTask:
     ) -> tuple[list[QueryRanking], np.ndarray]:
         """Rank the whole corpus for each training query; returns the rankings and the corpus embeddings used."""
         if corpus_embeddings is None:
-            corpus_embeddings = self.encode_corpus(model, inputs)
+            corpus_embeddings = self.documents if self.documents is not None else self.encode_corpus(model, inputs)
         texts = [inputs.anchors[query] for query in queries]
         query_embeddings = sharded_map(
             texts, lambda chunk: encode_queries(model, self.spec, chunk, batch_size=self.batch_size)
@@ -115,9 +125,37 @@ class RetrieverTask:
             columns.append(retriever_features(model, self.spec, list(column), "passage"))
         return self.loss_fn(columns, labels=None)
 
+    def query_side_loss(
+        self, model: SentenceTransformer, anchors: list[str], candidates: Candidates, start: int
+    ) -> torch.Tensor:
+        """InfoNCE of this worker's queries (the global batch's from ``start`` on) against ``documents`` rows.
+
+        Args:
+            model: the retriever (unwrapped, for tokenizing); the forward pass goes through the DDP wrapper.
+            anchors: this worker's query texts.
+            candidates: the global batch's candidates (see ``query_side.py``).
+            start: the position of this worker's first query in the global batch.
+        """
+        documents = self.documents
+        assert self.stage is not None and self.ddp_model is not None and documents is not None
+        queries = self.ddp_model(retriever_features(model, self.spec, anchors, "query"))["sentence_embedding"]
+        mine = slice(start, start + len(anchors))
+        return query_side_infonce(
+            queries,
+            torch.from_numpy(documents[candidates.rows]).to(queries.device),
+            torch.tensor(candidates.own[mine], device=queries.device),
+            torch.from_numpy(candidates.masked[mine]).to(queries.device),
+            self.stage.temperature,
+        )
+
     def evaluate(self, model: SentenceTransformer, inputs: StageInputs, out_dir: Path) -> dict[str, float]:
-        """Metrics on the evaluation split over the whole corpus; the corpus index is written to ``out_dir/index``."""
-        index = DenseIndex.build(inputs.corpus_ids, self.encode_corpus(model, inputs))
+        """Metrics on the evaluation split over the whole corpus.
+
+        The corpus is encoded and its index written to ``out_dir/index``, unless the task holds ``documents`` (a
+        frozen document tower's shared index): then only the queries are encoded and no index is written.
+        """
+        fixed = self.documents is not None
+        index = DenseIndex.build(inputs.corpus_ids, self.documents if fixed else self.encode_corpus(model, inputs))
         query_ids = list(inputs.eval_queries)
         query_embeddings = sharded_map(
             [inputs.eval_queries[query] for query in query_ids],
@@ -125,5 +163,6 @@ class RetrieverTask:
         )
         depth = deepest_cutoff(self.metrics)
         run = index.search(query_ids, query_embeddings, depth)
-        index.save(out_dir / "index")
+        if not fixed:
+            index.save(out_dir / "index")
         return evaluate(inputs.eval_qrels, run, self.metrics)

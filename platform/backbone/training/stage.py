@@ -17,7 +17,16 @@ from backbone.errors import BackboneError
 from backbone.model_paths import resolve_model
 from backbone.ray_runtime import resolve_use_gpu
 from backbone.recipes import Recipe, Resources, recipe_hash
-from backbone.registry import ArtifactManifest, Lineage, Registry
+from backbone.registry import (
+    DOCUMENT_ENCODER_PARAM,
+    ArtifactManifest,
+    DocumentEncoder,
+    Lineage,
+    Registry,
+    document_encoder,
+    find_index,
+    publish_index,
+)
 from backbone.training.candidates import Bm25Candidates, CandidateSource, RetrieverCandidates
 from backbone.training.inputs import build_stage_inputs
 from backbone.training.loop import train_stage
@@ -131,7 +140,10 @@ def run_stage(
 
     The checkpoint artifact is the model folder (loadable with ``SentenceTransformer(path)`` or
     ``CrossEncoder(path)``) with the stage's evaluation metrics; a retriever stage also publishes the corpus index it
-    was evaluated with, its lineage naming the checkpoint.
+    was evaluated with, its lineage naming the checkpoint. A retriever records in ``params["document_encoder"]``
+    (a :class:`~backbone.registry.DocumentEncoder`) whose document tower it carries: a stage of a
+    ``document_encoder: frozen`` recipe carries its parent's, so it is evaluated on, and publishes no index
+    beside, the index its parent's document encoder built (see ``registry/corpus_index.py``).
 
     Args:
         recipe: the recipe.
@@ -196,6 +208,10 @@ def run_stage(
     }
     if isinstance(candidates, RetrieverCandidates):
         params["candidates_from"] = candidates.checkpoint_id
+    if component == "retriever":
+        frozen = spec.document_encoder == "frozen" and parent is not None
+        carried = DocumentEncoder(mode=spec.document_encoder, checkpoint=document_encoder(parent) if frozen else None)
+        params[DOCUMENT_ENCODER_PARAM] = carried.model_dump(mode="json")
     # The epoch checkpoint may live on object storage: as_directory() gives a local copy either way.
     with result.checkpoint.as_directory() as folder:
         checkpoint = registry.publish(
@@ -207,18 +223,18 @@ def run_stage(
             params=params,
             cache_key=key,
         )
-        if (Path(folder) / "index").is_dir():
-            registry.publish(
-                "index",
+        if (Path(folder) / "index").is_dir():  # a retriever that encoded the corpus with its own document tower
+            publish_index(
+                registry,
                 Path(folder) / "index",
+                checkpoint.id,
                 name=f"{component}/{stage_name}/index",
-                lineage=Lineage(parents=[checkpoint.id], recipe_hash=lineage.recipe_hash, dataset_checksum=data),
-                params={"checkpoint": checkpoint.id},
-                cache_key=f"index:{checkpoint.id}",
+                recipe_hash=lineage.recipe_hash,
+                dataset_checksum=data,
             )
     return checkpoint
 
 
 def _index_of(registry: Registry, checkpoint: ArtifactManifest) -> tuple[str, str] | None:
-    index = registry.find("index", f"index:{checkpoint.id}")
+    index = find_index(registry, checkpoint)
     return (registry.uri, index.id) if index else None
