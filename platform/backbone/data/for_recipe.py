@@ -15,6 +15,7 @@ from backbone.data.prepare import prepare_dataset
 from backbone.data.stard import load_stard, resolve_stard_source
 from backbone.data.store import load_dataset, read_manifest
 from backbone.data.subset import build_subset
+from backbone.data.supervision import SUPERVISION_VERSION
 from backbone.errors import DataError
 from backbone.recipes import Dataset
 
@@ -25,8 +26,9 @@ def build_recipe_dataset(spec: Dataset, name: str) -> Path:
     """Prepare the dataset ``spec`` describes (and its subset) under ``$BACKBONE_DATASETS_DIR``; return its folder.
 
     The full dataset is prepared once per raw source (its folder name carries a fingerprint of the raw files'
-    names, sizes and modification times) and shared by every recipe that uses it; a subset is prepared once per
-    (full dataset, subset parameters). A folder that already holds a complete dataset is reused as is.
+    names, sizes and modification times, and the version of the training pairs' rules, ``SUPERVISION_VERSION``)
+    and shared by every recipe that uses it; a subset is prepared once per (full dataset, subset parameters). A
+    folder that already holds a complete dataset is reused as is.
 
     Args:
         spec: the recipe's ``dataset`` section.
@@ -38,7 +40,15 @@ def build_recipe_dataset(spec: Dataset, name: str) -> Path:
         PosixPath('/root/.cache/backbone/datasets/stard-mini-3f2a9c1d0b7e')
     """
     raw = _raw_source(spec)
-    full_key = _digest({"loader": spec.loader, "train_split": spec.train_split, "files": _fingerprint(raw)})
+    # The key names the pairs tables' rules too, so a dataset prepared under older rules is prepared again.
+    full_key = _digest(
+        {
+            "loader": spec.loader,
+            "train_split": spec.train_split,
+            "supervision": SUPERVISION_VERSION,
+            "files": _fingerprint(raw),
+        }
+    )
     full_dir = settings.datasets_dir() / f"{spec.loader}-{full_key}"
     _prepare_once(full_dir, spec.loader, spec.train_split, lambda: _load_raw(spec.loader, raw))
     if spec.subset is None:
