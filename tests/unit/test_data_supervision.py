@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from backbone.data import (
     WEAK_PAIRS_SCHEMA,
     DatasetBuilder,
     RetrievalDataset,
+    for_recipe,
     labelled_pairs,
     prepare_dataset,
     read_table,
@@ -19,6 +21,7 @@ from backbone.data import (
 from backbone.data.readers import Where
 from backbone.data.supervision import inverse_cloze_anchor
 from backbone.errors import BackboneError
+from backbone.recipes import Dataset
 
 D1_TEXT = "为了保护民事主体的合法权益，制定本法。\n\n民事主体在民事活动中的法律地位一律平等。好。"
 D4_TEXT = "自然人从事工商业经营，经依法登记，为个体工商户。"
@@ -99,3 +102,21 @@ def test_prepare_writes_pairs_of_training_splits_only(tmp_path: Path, dataset: R
 def test_prepare_with_named_training_splits(tmp_path: Path, dataset: RetrievalDataset) -> None:
     manifest = prepare_dataset(dataset, tmp_path / "tiny", name="tiny", train_splits=["dev"])
     assert sorted(manifest.counts.tables) == ["pairs/dev", "pairs/weak"]
+
+
+def test_a_new_supervision_version_prepares_the_recipe_dataset_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "beir"
+    (source / "qrels").mkdir(parents=True)
+    docs = [{"_id": "d1", "title": "T", "text": "The first sentence. The second sentence is longer."}]
+    (source / "corpus.jsonl").write_text("".join(json.dumps(doc) + "\n" for doc in docs), encoding="utf-8")
+    (source / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "a question"}) + "\n", encoding="utf-8")
+    (source / "qrels" / "train.tsv").write_text("q1\td1\t1\n", encoding="utf-8")
+    spec = Dataset(loader="beir", source=source, eval_split="train")
+    first = for_recipe.build_recipe_dataset(spec, "tiny")
+    assert for_recipe.build_recipe_dataset(spec, "tiny") == first
+    assert read_table(first, "pairs/weak")["anchor"].to_pylist() == ["The second sentence is longer."]
+    monkeypatch.setattr(for_recipe, "SUPERVISION_VERSION", for_recipe.SUPERVISION_VERSION + 1)
+    second = for_recipe.build_recipe_dataset(spec, "tiny")
+    assert second != first and (second / "manifest.json").is_file()

@@ -186,10 +186,11 @@ def _finish(plan: StagePlan, task: Task, model: torch.nn.Module, inputs: StageIn
             "restarts": state["restarts"],
             "train_seconds": state["train_seconds"],
             "examples_per_s": state["examples_seen"] / state["train_seconds"] if state["train_seconds"] else 0.0,
-            "examples_left_out": state.get("left_out", 0),
         }
-        if plan.stage is not None and plan.stage.negatives.policy != "in_batch":
-            summary.update(NegativeCounts(**state.get("negatives", {})).metrics())
+        if plan.stage is not None:  # what the batches left out and where the negatives came from, over all epochs
+            summary["examples_left_out"] = state.get("left_out", 0)
+            if plan.stage.negatives.policy != "in_batch":
+                summary.update(NegativeCounts(**state.get("negatives", {})).metrics())
         if "last_epoch_loss" in state:
             summary["loss"] = state["last_epoch_loss"]
         _save_and_report(task, model, {**state, "finished": True}, summary, Path(folder))
