@@ -16,6 +16,7 @@ from backbone.data.selection_split import carve_selection
 from backbone.data.stard import load_stard, resolve_stard_source
 from backbone.data.store import load_dataset, read_manifest
 from backbone.data.subset import build_subset
+from backbone.data.supervision import SUPERVISION_VERSION
 from backbone.errors import DataError
 from backbone.recipes import Dataset
 
@@ -26,10 +27,10 @@ def build_recipe_dataset(spec: Dataset, name: str) -> Path:
     """Prepare the dataset ``spec`` describes (its subset, its selection split) under ``$BACKBONE_DATASETS_DIR``.
 
     The full dataset is prepared once per raw source (its folder name carries a fingerprint of the raw files'
-    names, sizes and modification times) and shared by every recipe that uses it; a subset and a selection split
-    (carved out of the train split after the subset, so that the training pairs never hold its queries) are
-    prepared once per (full dataset, subset parameters, selection parameters). A folder that already holds a
-    complete dataset is reused as is. Returns the prepared dataset's folder.
+    names, sizes and modification times, and the version of the training pairs' rules, ``SUPERVISION_VERSION``)
+    and shared by every recipe that uses it; a subset and a selection split (carved out of the train split after
+    the subset, so that the training pairs never hold its queries) are prepared once per (full dataset, subset
+    parameters, selection parameters). A folder that already holds a complete dataset is reused as is.
 
     Args:
         spec: the recipe's ``dataset`` section.
@@ -41,7 +42,13 @@ def build_recipe_dataset(spec: Dataset, name: str) -> Path:
         PosixPath('/root/.cache/backbone/datasets/stard-mini-3f2a9c1d0b7e')
     """
     raw = _raw_source(spec)
-    key = {"loader": spec.loader, "train_split": spec.train_split, "files": _fingerprint(raw)}
+    # The key names the pairs tables' rules too, so a dataset prepared under older rules is prepared again.
+    key = {
+        "loader": spec.loader,
+        "train_split": spec.train_split,
+        "supervision": SUPERVISION_VERSION,
+        "files": _fingerprint(raw),
+    }
     if spec.unknown_judgments != "error":
         # Only a non-default policy changes what is prepared: datasets prepared before the policy existed stay valid.
         key["unknown_judgments"] = spec.unknown_judgments

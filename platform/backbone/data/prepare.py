@@ -45,7 +45,7 @@ def prepare_dataset(
 
     Example:
         >>> prepare_dataset(load_stard(Path("stard")), Path("out/stard"), name="stard").counts.tables  # doctest: +SKIP
-        {'pairs/weak': 55605, 'pairs/train': 2205}
+        {'pairs/weak': 53072, 'pairs/train': 2205}
     """
     if train_splits is None:
         train_splits = [split for split in dataset.splits() if split.startswith("train")]

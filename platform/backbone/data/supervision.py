@@ -7,10 +7,17 @@ prepared dataset serves every model.
 
 from __future__ import annotations
 
+import random
+import re
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from backbone.data.dataset import RetrievalDataset
+
+# Bump when the rows of a pairs table change for the same dataset: prepared datasets are cached under a key that
+# includes it (data/for_recipe.py), so a new rule rebuilds them. 2: weak anchors are inverse-cloze sentences.
+SUPERVISION_VERSION = 2
 
 WEAK_PAIRS_SCHEMA = pa.schema([("anchor", pa.string()), ("positive", pa.string()), ("doc_id", pa.string())])
 LABELLED_PAIRS_SCHEMA = pa.schema(
@@ -23,12 +30,22 @@ LABELLED_PAIRS_SCHEMA = pa.schema(
     ]
 )
 
+# A sentence ends after a Chinese 。！？； or, followed by a space, a Latin .!?; (so "3.5" stays whole); a line
+# break ends one too. A clause ends after a Chinese or Latin comma, colon or enumeration comma.
+_SENTENCE_END = re.compile(r"(?<=[。！？；])|(?<=[.!?;])(?=\s)|\n+")
+_CLAUSE_END = re.compile(r"[，,：:、]")
+_WORD_CHARACTER = re.compile(r"\w")  # letters, digits and CJK characters
+MIN_ANCHOR_CHARACTERS = 8  # a fragment with fewer word characters is too short to stand for its document
+
 
 def weak_pairs(dataset: RetrievalDataset) -> pa.Table:
-    """Pair each titled document's title (anchor) with its text (positive); untitled documents are skipped.
+    """Pair an inverse-cloze pseudo-query (anchor) with its document's text (positive), one pair per document.
 
-    For STARD the title is the article's name (law and article number), so the pairs teach which text an
-    article reference points at, without using any query.
+    The anchor is one sentence of the document's text (Lee et al. 2019, inverse cloze task), never its first:
+    a model reads a passage as ``{title}\\n{text}``, so neither the title nor the opening sentence may be the
+    anchor, or the pairs would reward copying the passage's opening. See :func:`inverse_cloze_anchor` for the
+    rule; documents it finds no anchor for get no pair. The positive is the whole document as the corpus holds
+    it (the sentence stays in): with a frozen document tower the positive is the indexed passage itself.
 
     Args:
         dataset: the dataset whose corpus is paired.
@@ -37,9 +54,55 @@ def weak_pairs(dataset: RetrievalDataset) -> pa.Table:
         >>> weak_pairs(dataset).column_names  # doctest: +SKIP
         ['anchor', 'positive', 'doc_id']
     """
-    corpus = dataset.corpus
-    titled = corpus.filter(pc.not_equal(pc.utf8_trim_whitespace(corpus["title"]), ""))
-    return pa.table([titled["title"], titled["text"], titled["doc_id"]], schema=WEAK_PAIRS_SCHEMA)
+    corpus = dataset.corpus.to_pydict()
+    rows = [
+        (anchor, text, doc_id)
+        for doc_id, title, text in zip(corpus["doc_id"], corpus["title"], corpus["text"], strict=True)
+        if (anchor := inverse_cloze_anchor(doc_id, title, text)) is not None
+    ]
+    anchors, positives, doc_ids = (list(column) for column in zip(*rows, strict=True)) if rows else ([], [], [])
+    return pa.table([anchors, positives, doc_ids], schema=WEAK_PAIRS_SCHEMA)
+
+
+def inverse_cloze_anchor(doc_id: str, title: str, text: str) -> str | None:
+    """The pseudo-query of one document: a sentence other than its first, drawn with a generator seeded by its id.
+
+    The text is split into sentences after Chinese 。！？；, Latin .!?; followed by a space, and line breaks;
+    sentences with fewer than ``MIN_ANCHOR_CHARACTERS`` word characters are too short to be drawn. A document
+    with no such sentence after its first (a single-sentence article, the usual case for a third of STARD)
+    falls back to the rest of its text after the opening clause (after the first comma, colon or enumeration
+    comma), if that is long enough; otherwise it has no anchor (``None``). An anchor that is the title, lies
+    inside it, or is a prefix of the text or of ``{title}\\n{text}`` is never returned.
+
+    Args:
+        doc_id: the document's id; seeds the draw, so the same corpus always gives the same anchors.
+        title: the document's title (may be empty).
+        text: the document's text.
+
+    Example:
+        >>> inverse_cloze_anchor("7", "民法典第五十四条", "自然人从事工商业经营，经依法登记，为个体工商户。")
+        '经依法登记，为个体工商户。'
+        >>> inverse_cloze_anchor("8", "", "合同自成立时生效。当事人应当按照约定全面履行自己的义务。")
+        '当事人应当按照约定全面履行自己的义务。'
+    """
+    sentences = [part.strip() for part in _SENTENCE_END.split(text) if part.strip()]
+    drawable = [sentence for sentence in sentences[1:] if _long_enough(sentence) and _fresh(sentence, title, text)]
+    if drawable:
+        return random.Random(f"inverse-cloze:{doc_id}").choice(drawable)
+    opening = _CLAUSE_END.search(text)
+    rest = text[opening.end() :].strip() if opening else ""
+    return rest if _long_enough(rest) and _fresh(rest, title, text) else None
+
+
+def _long_enough(fragment: str) -> bool:
+    return len(_WORD_CHARACTER.findall(fragment)) >= MIN_ANCHOR_CHARACTERS
+
+
+def _fresh(anchor: str, title: str, text: str) -> bool:
+    """Whether ``anchor`` copies neither the title nor the opening of the passage a model reads."""
+    title = title.strip()
+    opening = f"{title}\n{text}".strip()
+    return anchor not in title and not text.strip().startswith(anchor) and not opening.startswith(anchor)
 
 
 def labelled_pairs(dataset: RetrievalDataset, split: str = "train") -> pa.Table:

@@ -76,7 +76,26 @@ class Negatives(StrictModel):
     margin: float = Field(
         0.05,
         ge=0,
-        description="False-negative filter: drop candidates scored above the positive's score minus this.",
+        description="False-negative filter (absolute): drop candidates of `rank_range` scored above the reference "
+        "score (see `margin_reference`) minus this. Ignored when `relative_margin` is set.",
+    )
+    relative_margin: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="False-negative filter (relative), as sentence-transformers' mine_hard_negatives(relative_margin"
+        "=...): drop candidates scored above reference - |reference| x relative_margin (0.05: keep a candidate "
+        "only if it scores at least 5% of the reference's magnitude below it). When set it replaces `margin`; "
+        "null uses `margin`.",
+    )
+    margin_reference: Literal["positive", "best"] = Field(
+        "positive",
+        description="The reference score the false-negative margins are taken from. positive: the example's "
+        "positive; on a query whose positive the model ranks below the candidates (a failing query) that drops "
+        "every candidate ranked above it, i.e. nearly all the hard ones. best: the query's best score, the higher "
+        "of the positive's and the top-ranked document's: the same as positive where the positive ranks first; on "
+        "a failing query only the candidates within the margin of the top one are dropped (they are the likeliest "
+        "false negatives) and the hard ones ranked between them and the positive are kept.",
     )
     random_fraction: float = Field(
         0.25, ge=0, le=1, description="Share of negatives drawn at random from the corpus instead of mined."

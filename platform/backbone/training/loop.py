@@ -1,8 +1,9 @@
 """The stage loop that every Ray Train worker runs: select examples, mine negatives, train, checkpoint, evaluate.
 
 One loop serves both components through a task object (``RetrieverTask`` or ``RerankerTask``). Every worker holds
-the same examples and computes the same selection and negatives (the model work behind them is sharded, see
-``sharding.py``); each global batch is split into one contiguous share per worker.
+the same examples and computes the same selection, negatives and batches (the model work behind them is sharded,
+see ``sharding.py``); each global batch is split into one contiguous share per worker. No global batch holds two
+examples that would be each other's false negatives (``batches.py``).
 
 Checkpoints: at the end of every epoch rank 0 saves the model (with any LoRA adapter merged into a copy, so a
 checkpoint always loads without peft) and ``state.json`` (epochs done, steps, the selected examples). A restarted
@@ -13,6 +14,7 @@ schedule carries on where it was.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import random
@@ -30,8 +32,16 @@ from ray.train.torch import prepare_model
 from backbone.evaluation import DenseIndex
 from backbone.recipes import LoraFinetune, Stage
 from backbone.registry import Registry
+from backbone.training.batches import conflict_free_batches
 from backbone.training.inputs import StageInputs
-from backbone.training.negatives import QueryRanking, choose_negatives, in_batch_negatives, keeps_query
+from backbone.training.negatives import (
+    NegativeChoice,
+    NegativeCounts,
+    QueryRanking,
+    choose_negatives,
+    in_batch_negatives,
+    keeps_query,
+)
 from backbone.training.plan import StagePlan
 from backbone.training.query_side import batch_candidates
 from backbone.training.reranker_task import RerankerTask
@@ -53,7 +63,16 @@ def train_stage(config: dict[str, Any]) -> None:
     torch.set_num_threads(plan.threads)
     torch.manual_seed(plan.seed)
     task = make_task(plan)
-    state = {"epochs_done": 0, "steps": 0, "selected": None, "train_seconds": 0.0, "examples_seen": 0, "restarts": 0}
+    state = {
+        "epochs_done": 0,
+        "steps": 0,
+        "selected": None,
+        "train_seconds": 0.0,
+        "examples_seen": 0,
+        "restarts": 0,
+        "left_out": 0,
+        "negatives": dataclasses.asdict(NegativeCounts()),
+    }
     resume = ray.train.get_checkpoint()
     if resume is None:
         model = task.load(plan.init_path)
@@ -94,23 +113,37 @@ def _train(plan: StagePlan, stage: Stage, task: Task, model: torch.nn.Module, in
     if not global_batch:
         _log(plan, f"no examples left to train on ({len(selected)} selected); the stage keeps its starting model")
         return
-    steps_per_epoch = len(selected) // global_batch
-    total_steps = steps_per_epoch * stage.epochs
+    # The schedule is planned for full epochs; an epoch whose conflicts leave examples out takes fewer steps.
+    total_steps = len(selected) // global_batch * stage.epochs
     per_worker = global_batch // world
     progress = _Progress(plan)
 
     for epoch in range(state["epochs_done"], stage.epochs):
         rng = random.Random(f"{plan.seed}:{plan.label}:{epoch}")
-        if stage.negatives.policy == "remined" and (epoch > 0 or not rankings):
-            rankings, corpus_embeddings = _rank(task, model, stage, inputs, selected, corpus_embeddings=None)
-        elif stage.negatives.policy == "mined" and not rankings:
-            rankings, corpus_embeddings = _rank(task, model, stage, inputs, selected, corpus_embeddings)
-        negatives = _negatives(stage, inputs, selected, rankings, rng)
-        order = rng.sample(selected, len(selected))
+        rankings, corpus_embeddings, negatives = epoch_negatives(
+            task, model, stage, inputs, selected, epoch, rankings, corpus_embeddings, rng
+        )
+        dealt = conflict_free_batches(
+            selected,
+            inputs.example_queries,
+            {index: [inputs.example_positives[index], *_documents(negatives.get(index))] for index in selected},
+            inputs.relevant,
+            global_batch,
+            rng,
+        )
+        steps_per_epoch = len(dealt.batches)
+        state["left_out"] = state.get("left_out", 0) + len(dealt.left_out)
+        summary = f"epoch {epoch + 1}/{stage.epochs}: {steps_per_epoch} batches of {global_batch}, "
+        summary += f"{len(dealt.left_out)} examples left out (a conflict with every batch, or a partial batch)"
+        if negatives:
+            counts = NegativeCounts.of(negatives.values())
+            total = NegativeCounts(**state.get("negatives", {})) + counts
+            state["negatives"] = dataclasses.asdict(total)
+            summary += f"; negatives: {counts.describe()}"
+        _log(plan, summary)
         model.train()
         started, epoch_losses = time.perf_counter(), []
-        for step in range(steps_per_epoch):
-            batch = order[step * global_batch : (step + 1) * global_batch]
+        for step, batch in enumerate(dealt.batches):
             for group in optimizer.param_groups:
                 group["lr"] = _learning_rate(stage, state["steps"], total_steps)
             loss = _loss(task, model, stage, inputs, batch, negatives, rank * per_worker, per_worker)
@@ -130,7 +163,7 @@ def _train(plan: StagePlan, stage: Stage, task: Task, model: torch.nn.Module, in
                 )
         state["train_seconds"] += time.perf_counter() - started
         state["epochs_done"] = epoch + 1
-        state["last_epoch_loss"] = float(np.mean(epoch_losses))
+        state["last_epoch_loss"] = float(np.mean(epoch_losses)) if epoch_losses else float("nan")
         with tempfile.TemporaryDirectory() as folder:
             epoch_metrics = {"epoch": epoch + 1, "loss": state["last_epoch_loss"]}
             _save_and_report(task, model, state, epoch_metrics, Path(folder), lora=lora)
@@ -153,6 +186,10 @@ def _finish(plan: StagePlan, task: Task, model: torch.nn.Module, inputs: StageIn
         }
         if isinstance(task, RetrieverTask):
             summary["corpus_encodings"] = task.corpus_encodings
+        if plan.stage is not None:  # what the batches left out and where the negatives came from, over all epochs
+            summary["examples_left_out"] = state.get("left_out", 0)
+            if plan.stage.negatives.policy != "in_batch":
+                summary.update(NegativeCounts(**state.get("negatives", {})).metrics())
         if "last_epoch_loss" in state:
             summary["loss"] = state["last_epoch_loss"]
         _save_and_report(task, model, {**state, "finished": True}, summary, Path(folder))
@@ -262,9 +299,48 @@ def _select(plan: StagePlan, stage: Stage, inputs: StageInputs, rankings: dict[s
     return kept
 
 
+def epoch_negatives(
+    task: Task,
+    model: torch.nn.Module,
+    stage: Stage,
+    inputs: StageInputs,
+    selected: list[int],
+    epoch: int,
+    rankings: dict[str, QueryRanking],
+    corpus_embeddings: np.ndarray | None,
+    rng: random.Random,
+) -> tuple[dict[str, QueryRanking], np.ndarray | None, dict[int, NegativeChoice]]:
+    """The negatives of one epoch, with the rankings they were mined from and the corpus embeddings those used.
+
+    ``remined`` ranks again with the current model before every epoch (the first reuses the rankings that query
+    selection made, if any); ``mined`` ranks once, with the model the stage starts from (or resumes with), and
+    later epochs draw only their random share anew; ``in_batch`` mines nothing.
+
+    Args:
+        task: the component's task.
+        model: the model as it is now (after ``epoch`` epochs of training).
+        stage: the stage.
+        inputs: the stage's data.
+        selected: the selected examples.
+        epoch: the epoch about to start (0-based).
+        rankings: the rankings made so far in this run (empty if none).
+        corpus_embeddings: corpus embeddings of the starting model, if already computed.
+        rng: the epoch's seeded generator.
+
+    Example:
+        >>> mined = epoch_negatives(task, model, stage, inputs, [0, 1], 1, rankings, None, rng)  # doctest: +SKIP
+        >>> rankings, corpus_embeddings, negatives = mined  # doctest: +SKIP
+    """
+    if stage.negatives.policy == "remined" and (epoch > 0 or not rankings):
+        rankings, corpus_embeddings = _rank(task, model, stage, inputs, selected, corpus_embeddings=None)
+    elif stage.negatives.policy == "mined" and not rankings:
+        rankings, corpus_embeddings = _rank(task, model, stage, inputs, selected, corpus_embeddings)
+    return rankings, corpus_embeddings, _negatives(stage, inputs, selected, rankings, rng)
+
+
 def _negatives(
     stage: Stage, inputs: StageInputs, selected: list[int], rankings: dict[str, QueryRanking], rng: random.Random
-) -> dict[int, list[str]]:
+) -> dict[int, NegativeChoice]:
     if stage.negatives.policy == "in_batch":
         return {}
     return {
@@ -279,11 +355,15 @@ def _negatives(
     }
 
 
+def _documents(choice: NegativeChoice | None) -> list[str]:
+    return choice.documents if choice else []
+
+
 def _batch_negatives(
-    stage: Stage, inputs: StageInputs, batch: list[int], mined: dict[int, list[str]], start: int, size: int
+    stage: Stage, inputs: StageInputs, batch: list[int], mined: dict[int, NegativeChoice], start: int, size: int
 ) -> list[list[str]] | None:
     if stage.negatives.policy != "in_batch":
-        docs = [mined[index] for index in batch[start : start + size]]
+        docs = [mined[index].documents for index in batch[start : start + size]]
     elif stage.negatives.count:
         positives = [inputs.example_positives[index] for index in batch]
         relevant = [inputs.relevant[inputs.example_queries[index]] for index in batch]

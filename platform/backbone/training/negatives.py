@@ -9,6 +9,7 @@ which queries a stage keeps (``failing``, ``ambiguous``); so these few rules are
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from backbone.recipes import Negatives, QuerySelection
@@ -52,14 +53,98 @@ def keeps_query(ranking: QueryRanking, positive: str, selection: QuerySelection)
     return best_negative is not None and ranking.relevant_scores[positive] - best_negative < selection.margin
 
 
+@dataclass(frozen=True)
+class NegativeChoice:
+    """The negatives of one example, and how they were found.
+
+    Args:
+        documents: the negatives, mined ones first, then random ones.
+        mined: how many of them are hard candidates from the ranking.
+        dropped: candidates of the rank window dropped as likely false negatives (the margin rule).
+    """
+
+    documents: list[str]
+    mined: int
+    dropped: int
+
+    @property
+    def random(self) -> int:
+        """How many negatives were drawn at random from the corpus (the random share plus any shortfall)."""
+        return len(self.documents) - self.mined
+
+
+@dataclass(frozen=True)
+class NegativeCounts:
+    """A stage's totals over its examples and epochs: negatives mined, dropped as false negatives, random.
+
+    Example:
+        >>> counts = NegativeCounts.of([NegativeChoice(["a", "b"], mined=1, dropped=3)])
+        >>> (counts + counts).metrics()
+        {'negatives_mined': 2, 'negatives_dropped': 6, 'negatives_random': 2}
+    """
+
+    mined: int = 0
+    dropped: int = 0
+    random: int = 0
+
+    @classmethod
+    def of(cls, choices: Iterable[NegativeChoice]) -> NegativeCounts:
+        """The totals of ``choices``."""
+        choices = list(choices)
+        return cls(
+            mined=sum(choice.mined for choice in choices),
+            dropped=sum(choice.dropped for choice in choices),
+            random=sum(choice.random for choice in choices),
+        )
+
+    def __add__(self, other: NegativeCounts) -> NegativeCounts:
+        return NegativeCounts(self.mined + other.mined, self.dropped + other.dropped, self.random + other.random)
+
+    def metrics(self) -> dict[str, int]:
+        """The totals under the names a stage reports them with."""
+        return {"negatives_mined": self.mined, "negatives_dropped": self.dropped, "negatives_random": self.random}
+
+    def describe(self) -> str:
+        """The totals in words, for a stage's log line."""
+        return f"{self.mined} mined, {self.dropped} dropped as likely false negatives, {self.random} filled at random"
+
+
+def false_negative_ceiling(ranking: QueryRanking, positive: str, spec: Negatives) -> float:
+    """The highest score a candidate may have and still be a negative (above it: a likely false negative).
+
+    The reference is the positive's score, or with ``margin_reference: best`` the query's best score (the higher
+    of the positive's and the top-ranked document's). ``relative_margin`` takes ``|reference| x relative_margin``
+    off it, as sentence-transformers' ``mine_hard_negatives`` does; otherwise ``margin`` is taken off.
+
+    Args:
+        ranking: the current model's ranking for the example's query.
+        positive: the example's positive document.
+        spec: the stage's negatives policy.
+
+    Example:
+        >>> failing = QueryRanking([("d9", 0.9), ("d8", 0.8), ("d1", 0.6)], {"d1": 0.6}, best_relevant_rank=3)
+        >>> round(false_negative_ceiling(failing, "d1", Negatives(policy="mined", count=1, margin=0.05)), 4)
+        0.55
+        >>> spec = Negatives(policy="mined", count=1, relative_margin=0.05, margin_reference="best")
+        >>> round(false_negative_ceiling(failing, "d1", spec), 4)
+        0.855
+    """
+    reference = ranking.relevant_scores[positive]
+    if spec.margin_reference == "best" and ranking.top:
+        reference = max(reference, ranking.top[0][1])
+    if spec.relative_margin is not None:
+        return reference - abs(reference) * spec.relative_margin
+    return reference - spec.margin
+
+
 def choose_negatives(
     ranking: QueryRanking, positive: str, spec: Negatives, corpus_ids: list[str], rng: random.Random
-) -> list[str]:
+) -> NegativeChoice:
     """Pick ``spec.count`` negatives: the hardest safe candidates of ``spec.rank_range``, plus random documents.
 
-    A candidate is unsafe (a likely false negative) when it is judged relevant or scores above the positive's
-    score minus ``spec.margin``. ``spec.random_fraction`` of the negatives are random corpus documents, and random
-    ones also fill in when too few safe candidates are left.
+    A candidate is unsafe when it is judged relevant, or a likely false negative: scored above
+    :func:`false_negative_ceiling`. ``spec.random_fraction`` of the negatives are random corpus documents, and
+    random ones also fill in when too few safe candidates are left.
 
     Args:
         ranking: the current model's ranking for the example's query.
@@ -69,21 +154,21 @@ def choose_negatives(
         rng: the stage's seeded generator.
 
     Example:
-        >>> ranking = QueryRanking([("d1", 0.9), ("d2", 0.85), ("d3", 0.5)], {"d1": 0.9}, 1)
+        >>> ranking = QueryRanking([("d1", 0.9), ("d2", 0.87), ("d3", 0.5)], {"d1": 0.9}, 1)
         >>> choose_negatives(ranking, "d1", Negatives(policy="mined", count=1, rank_range=(1, 3),
         ...                  random_fraction=0.0), ["d1", "d2", "d3"], random.Random(0))
-        ['d3']
+        NegativeChoice(documents=['d3'], mined=1, dropped=1)
     """
     random_count = round(spec.count * spec.random_fraction)
-    ceiling = ranking.relevant_scores[positive] - spec.margin
+    ceiling = false_negative_ceiling(ranking, positive, spec)
     low, high = spec.rank_range
-    hard = [
-        doc for doc, score in ranking.top[low - 1 : high] if doc not in ranking.relevant_scores and score <= ceiling
-    ][: spec.count - random_count]
+    window = [(doc, score) for doc, score in ranking.top[low - 1 : high] if doc not in ranking.relevant_scores]
+    safe = [doc for doc, score in window if score <= ceiling]
+    hard = safe[: spec.count - random_count]
     taken = set(hard) | set(ranking.relevant_scores)
     wanted = spec.count - len(hard)
     pool = [doc for doc in rng.sample(corpus_ids, min(len(corpus_ids), wanted + len(taken))) if doc not in taken]
-    return hard + pool[:wanted]
+    return NegativeChoice(hard + pool[:wanted], mined=len(hard), dropped=len(window) - len(safe))
 
 
 def in_batch_negatives(positives: list[str], relevant: list[list[str]], count: int) -> list[list[str]]:

@@ -116,7 +116,7 @@ def reranker_candidates(recipe: Recipe, dataset_dir: Path, registry: Registry) -
         return Bm25Candidates()
     key = stage_cache_key(recipe, "retriever", "base", None, dataset_checksum(dataset_dir))
     checkpoint = registry.find("checkpoint", key)
-    index = registry.find("index", f"index:{checkpoint.id}") if checkpoint else None
+    index = find_index(registry, checkpoint) if checkpoint else None
     if checkpoint is None or index is None:
         missing = "base checkpoint" if checkpoint is None else f"corpus index (of {checkpoint.id})"
         raise BackboneError(
