@@ -244,7 +244,7 @@ def _loss(
     stage: Stage,
     inputs: StageInputs,
     batch: list[int],
-    negatives: dict[int, list[str]],
+    negatives: dict[int, NegativeChoice],
     start: int,
     size: int,
 ) -> torch.Tensor:
@@ -255,7 +255,7 @@ def _loss(
         # A frozen document tower: passages are rows of the shared index, scored without a forward pass.
         candidates = batch_candidates(
             [inputs.example_positives[i] for i in batch],
-            [negatives.get(i, []) for i in batch],
+            [_documents(negatives.get(i)) for i in batch],
             [inputs.relevant[inputs.example_queries[i]] for i in batch],
             inputs.position,
         )
