@@ -26,7 +26,14 @@ def beir_dir(tmp_path: Path) -> Path:
     """A BEIR directory with 12 docs and 6 queries: 4 judged in train, 2 in test."""
     root = tmp_path / "minibeir"
     (root / "qrels").mkdir(parents=True)
-    docs = [{"_id": f"d{n}", "title": f"title {n}", "text": f"text {n}"} for n in range(12)]
+    docs = [
+        {
+            "_id": f"d{n}",
+            "title": f"title {n}",
+            "text": f"Article {n} opens here. Its second sentence is the pseudo-query.",
+        }
+        for n in range(12)
+    ]
     queries = [{"_id": f"q{n}", "text": f"query {n}"} for n in range(6)]
     (root / "corpus.jsonl").write_text("".join(json.dumps(doc) + "\n" for doc in docs))
     (root / "queries.jsonl").write_text("".join(json.dumps(query) + "\n" for query in queries))
