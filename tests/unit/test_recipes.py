@@ -97,6 +97,14 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         (lambda r: r["applications"][0].pop("k_range"), "applications[0]: give k_range, latency_budget_ms"),
         (lambda r: r["dataset"]["subset"]["queries"].pop("dev"), "dataset.subset.queries: names no count"),
         (lambda r: r["dataset"].update(loader="beir"), "dataset.source: a beir dataset needs a local directory"),
+        (lambda r: r["dataset"].update(selection={"split": "dev", "queries": 5}), "dataset.selection.split: 'dev'"),
+        (
+            lambda r: r["dataset"].update(selection={"queries": 100}),
+            "dataset.selection.queries: 100 would leave no training query: the subset keeps 100",
+        ),
+        (lambda r: r["dataset"].update(selection={"split": "a/b", "queries": 5}), "bad split name 'a/b'"),
+        (lambda r: r["search"].update(weights=[1.0, 0.5]), "search.weights: needs distinct weights in [0, 1]"),
+        (lambda r: r["search"].update(weights=[0.0, 1.5]), "search.weights: needs distinct weights in [0, 1]"),
         (lambda r: r["retriever"].update(passage_template="{body}"), "retriever.passage_template"),
         (lambda r: r["reranker"]["stages"][0].update(finetune={"method": "lora", "rank": 0}), "finetune.lora.rank"),
         (lambda r: r["resources"].update(workers=0), "resources.workers: Input should be greater than or equal"),
@@ -106,6 +114,18 @@ def test_mistakes_name_their_field(tmp_path: Path, change, expected: str) -> Non
     recipe = _mini()
     change(recipe)
     assert expected in _error(_write(tmp_path, recipe))
+
+
+def test_selection_split_and_weights_default_to_the_old_behaviour(tmp_path: Path) -> None:
+    recipe = load_recipe(_write(tmp_path, _mini()))
+    assert recipe.dataset.selection is None and recipe.dataset.choice_split() == "dev"
+    assert recipe.search.weights == [1.0]
+    raw = _mini()
+    raw["dataset"]["selection"] = {"queries": 30, "seed": 4}
+    raw["search"]["weights"] = [0.0, 0.5, 1.0]
+    recipe = load_recipe(_write(tmp_path, raw))
+    assert recipe.dataset.choice_split() == "selection" and recipe.dataset.selection.seed == 4
+    assert recipe.search.weights == [0.0, 0.5, 1.0]
 
 
 def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
