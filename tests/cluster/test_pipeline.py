@@ -6,14 +6,17 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import yaml
 from tiny_pipeline import TinyPipeline
 from typer.testing import CliRunner
 
 from backbone.cli import app as cli
+from backbone.data import build_recipe_dataset, load_dataset, read_table
 from backbone.evaluation import read_parquet_run, read_trec_run
 from backbone.recipes import load_recipe
 from backbone.registry import Lineage, Registry, Releases
-from backbone.selection import Work, gather_evidence, search_inputs
+from backbone.selection import Work, gather_evidence, search_inputs, select_backbone
+from backbone.training import dataset_checksum
 
 pytestmark = pytest.mark.cluster
 
@@ -118,3 +121,69 @@ def test_compare_prints_wins_and_a_significance_figure(tiny_pipeline: TinyPipeli
         wins, ties, losses, p_value = lines[app_name][4:8]
         assert int(wins) + int(ties) + int(losses) == 8 and 0.0 <= float(p_value) <= 1.0
     releases.rollback("tiny-pipeline", "reranker")
+
+
+def test_a_selection_split_chooses_weights_and_the_eval_split_reports(
+    tiny_pipeline: TinyPipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Last in this file: it adds a dataset and a release beside the tiny pipeline's, reusing its checkpoints.
+    raw = yaml.safe_load(tiny_pipeline.recipe.read_text(encoding="utf-8"))
+    raw["name"] = "tiny-selection"
+    raw["dataset"]["selection"] = {"queries": 6, "seed": 1}
+    raw["search"]["weights"] = [0.0, 0.5, 1.0]
+    path = tmp_path / "tiny-selection.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    recipe = load_recipe(path)
+    monkeypatch.setenv("BACKBONE_HOME", str(tiny_pipeline.home))
+    dataset_dir = build_recipe_dataset(recipe.dataset, recipe.name)
+    registry = Registry(str(tiny_pipeline.registry))
+    checkpoints = tiny_pipeline.first.outcome.checkpoints
+
+    selection = select_backbone(recipe, dataset_dir, registry, checkpoints, tmp_path / "report")
+
+    outcome = selection.outcome
+    dataset = load_dataset(dataset_dir)
+    assert len(dataset.query_ids("selection")) == 6
+    assert set(dataset.query_ids("selection")).isdisjoint(
+        read_table(dataset_dir, "pairs/train")["query_id"].to_pylist()
+    )
+    assert (outcome.choice_split, outcome.eval_split) == ("selection", "dev")
+    assert len(outcome.rows) == 2 * 2 * 3 * 3 and {row["weight"] for row in outcome.rows} == {0.0, 0.5, 1.0}
+    for row in outcome.rows:  # weight 0 is the retriever's order: its top 10 out of K >= 10 is the retriever's own
+        if row["weight"] == 0.0 and row["k"] >= 10:
+            assert row["ndcg@10"] == pytest.approx(outcome.retriever_only[row["retriever"]]["ndcg@10"])
+    release = Releases(registry).current("tiny-selection")
+    assert {app.name: app.weight for app in outcome.choice.applications} == {
+        name: settings.weight for name, settings in release.applications.items()
+    }
+    labels = [item.label for item in outcome.reported]
+    assert labels[:4] == ["chosen: api", "base: api", "chosen: search", "base: search"]
+    assert set(outcome.held_out_retriever_only) == {"base", "align"}
+    # On dev, only the pairs of the reported assignments' retrievers were scored.
+    checksum = dataset_checksum(dataset_dir)
+    scored_on_dev = [
+        m
+        for m in registry.list("run")
+        if m.params.get("role") == "pair-scores"
+        and m.params["split"] == "dev"
+        and m.lineage.dataset_checksum == checksum
+    ]
+    reranked = [item.assignment for item in outcome.reported if item.rerank]
+    assert {m.params["checkpoint"] for m in scored_on_dev} == {checkpoints["reranker"][a.reranker] for a in reranked}
+    dev_runs = {
+        m.params["checkpoint"]: read_parquet_run(registry.materialize(m.id) / "run.parquet")
+        for m in registry.list("run")
+        if m.params.get("role") == "retrieval"
+        and m.cache_key.split(":")[-2] == "dev"
+        and m.lineage.dataset_checksum == checksum
+    }
+    needed = {
+        (query, doc)
+        for stage in {a.retriever for a in reranked}
+        for query, docs in dev_runs[checkpoints["retriever"][stage]].items()
+        for doc in docs
+    }
+    assert sum(int(m.metrics["pairs"]) for m in scored_on_dev) == len(needed) * len(scored_on_dev)
+    description = selection.describe()
+    assert "chosen on split selection, reported on split dev" in description and "weight=" in description
+    assert "split `dev` was only reported" in selection.report.read_text()

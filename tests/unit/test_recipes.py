@@ -102,6 +102,14 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
             "dataset.unknown_judgments: only the beir loader can drop judgments, not stard",
         ),
         (lambda r: r["dataset"].update(unknown_judgments="skip"), "dataset.unknown_judgments: Input should be"),
+        (lambda r: r["dataset"].update(selection={"split": "dev", "queries": 5}), "dataset.selection.split: 'dev'"),
+        (
+            lambda r: r["dataset"].update(selection={"queries": 100}),
+            "dataset.selection.queries: 100 would leave no training query: the subset keeps 100",
+        ),
+        (lambda r: r["dataset"].update(selection={"split": "a/b", "queries": 5}), "bad split name 'a/b'"),
+        (lambda r: r["search"].update(weights=[1.0, 0.5]), "search.weights: needs distinct weights in [0, 1]"),
+        (lambda r: r["search"].update(weights=[0.0, 1.5]), "search.weights: needs distinct weights in [0, 1]"),
         (lambda r: r["retriever"].update(passage_template="{body}"), "retriever.passage_template"),
         (lambda r: r["reranker"]["stages"][0].update(finetune={"method": "lora", "rank": 0}), "finetune.lora.rank"),
         (lambda r: r["resources"].update(workers=0), "resources.workers: Input should be greater than or equal"),
@@ -125,6 +133,18 @@ def test_mistakes_name_their_field(tmp_path: Path, change, expected: str) -> Non
 
 def test_unknown_judgments_default_to_error() -> None:
     assert load_recipe(MINI).dataset.unknown_judgments == "error"
+
+
+def test_selection_split_and_weights_default_to_the_old_behaviour(tmp_path: Path) -> None:
+    recipe = load_recipe(_write(tmp_path, _mini()))
+    assert recipe.dataset.selection is None and recipe.dataset.choice_split() == "dev"
+    assert recipe.search.weights == [1.0]
+    raw = _mini()
+    raw["dataset"]["selection"] = {"queries": 30, "seed": 4}
+    raw["search"]["weights"] = [0.0, 0.5, 1.0]
+    recipe = load_recipe(_write(tmp_path, raw))
+    assert recipe.dataset.choice_split() == "selection" and recipe.dataset.selection.seed == 4
+    assert recipe.search.weights == [0.0, 0.5, 1.0]
 
 
 def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:

@@ -159,6 +159,30 @@ def test_app_settings_are_validated() -> None:
         AppSettings(k=5, top_n=10)
     with pytest.raises(ValueError, match="greater than 0"):
         AppSettings(k=0, top_n=0)
+    with pytest.raises(ValueError, match="weight"):
+        AppSettings(k=5, top_n=5, weight=1.5)
+
+
+def test_a_release_stores_each_application_weight_and_old_releases_load_at_weight_one(
+    releases: Releases, registry: Registry
+) -> None:
+    retriever, index = _retriever(registry)
+    reranker = _reranker(registry)
+    apps = {"api": AppSettings(k=20, top_n=5), "chat": AppSettings(k=20, top_n=5, weight=0.25)}
+    releases.propose(
+        "legal", retriever_checkpoint=retriever, retriever_index=index, reranker_checkpoint=reranker, applications=apps
+    )
+    stored = Path(registry.root.base) / "releases" / "legal" / "v000001.json"
+    record = json.loads(stored.read_text())
+    assert {name: app["weight"] for name, app in record["applications"].items()} == {"api": 1.0, "chat": 0.25}
+
+    for app in record["applications"].values():
+        del app["weight"]  # as a release written before weights existed
+    stored.write_text(json.dumps(record))
+    assert {name: app.weight for name, app in Releases(registry).current("legal").applications.items()} == {
+        "api": 1.0,
+        "chat": 1.0,
+    }
 
 
 def test_racing_release_writers_lose_nothing(releases: Releases, tmp_path: Path) -> None:

@@ -9,8 +9,11 @@ import pytest
 import torch
 
 from backbone.errors import BackboneError
+from backbone.evaluation import interpolate, ranking
 from backbone.models import build_retriever, checkpoint_spec
 from backbone.registry import DocumentEncoder, Lineage
+from backbone.selection import assignment
+from backbone.serving import gateway, pipeline
 from backbone.serving.config import RerankerConfig, RetrieverConfig
 from backbone.serving.deploy import find_documents, serve_config
 from backbone.serving.pipeline import ranked_hits
@@ -78,6 +81,26 @@ def test_ranked_hits_follow_the_reranker_else_the_retriever(release: ServableRel
     assert [hit.doc_id for hit in ranked_hits(candidates, None, 2)] == [c.doc_id for c in candidates[:2]]
 
 
+def test_the_gateway_orders_by_the_applications_weight_with_the_searchs_function(release: ServableRelease) -> None:
+    [candidates] = LoadedRetriever.load(_retriever_config(release)).search(["合同"], k=4)
+    logits = np.array([-1.0, 3.0, 0.5, 2.0], dtype=np.float32)  # the reranker disagrees with the retriever
+
+    dense = {c.doc_id: c.score for c in candidates}
+    at_zero = ranked_hits(candidates, logits, 4, weight=0.0)
+    # The tiny corpus repeats texts, so retriever scores tie: the order is the retriever's, ties by document id,
+    # exactly as the search ranks a retriever run.
+    assert len(set(dense.values())) < 4
+    assert [hit.doc_id for hit in at_zero] == [doc for doc, _ in ranking(dense)]
+    assert [hit.doc_id for hit in ranked_hits(candidates, logits, 4)] == [candidates[i].doc_id for i in (1, 3, 2, 0)]
+    cross = dict(zip(dense, logits.astype(np.float64).tolist(), strict=True))
+    for weight in (0.0, 0.3, 0.7, 1.0):
+        hits = ranked_hits(candidates, logits, 3, weight=weight)
+        expected = list(interpolate(dense, cross, weight).items())[:3]  # what the search scored for this weight
+        assert [(hit.doc_id, hit.score) for hit in hits] == expected
+        assert [hit.reranker_score for hit in hits] == [cross[doc] for doc, _ in expected]
+    assert gateway.ranked_hits is ranked_hits and assignment.interpolate is pipeline.interpolate is interpolate
+
+
 def test_serve_config_finds_the_indexed_dataset_and_binds_loopback(
     release: ServableRelease, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -89,7 +112,7 @@ def test_serve_config_finds_the_indexed_dataset_and_binds_loopback(
     deployments = {d["name"]: d["user_config"] for d in config["applications"][0]["deployments"]}
     assert deployments["Retriever"]["index"] == release.record.retriever.index
     assert deployments["Reranker"]["checkpoint"] == release.record.reranker.checkpoint
-    assert deployments["Gateway"]["applications"]["default"] == {"k": 8, "top_n": 3, "rerank": True}
+    assert deployments["Gateway"]["applications"]["default"] == {"k": 8, "top_n": 3, "rerank": True, "weight": 1.0}
 
 
 def _query_side_checkpoint(release: ServableRelease, model_dir: Path, tmp_path: Path) -> str:

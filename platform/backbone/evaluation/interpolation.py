@@ -9,9 +9,12 @@ query whose candidates all have the same score of one component normalises them 
 everywhere in evaluation, by document id (:func:`~backbone.evaluation.ranking.ranking`). Selection and serving
 both rank with :func:`interpolate`, so the order the search scored is the order the gateway answers.
 
-Why weight 0 gives the retriever's order exactly: ``norm`` is non-decreasing under IEEE rounding, ``1.0 * x`` and
-``x + 0.0 * y`` are exact, and equal retriever scores are ordered by document id in both orders; distinct scores
-stay distinct after normalising because the models' scores are float32 values, far coarser than float64.
+The retriever's order is :func:`ranking`'s of its scores (ties by document id), the order the search evaluates a
+retriever run in; the gateway's candidates may come from the index with equal scores in another order, and are then
+put in this one. Why weight 0 gives the retriever's order exactly: ``norm`` is non-decreasing under IEEE rounding,
+``1.0 * x`` and ``x + 0.0 * y`` are exact, and equal retriever scores are ordered by document id in both orders;
+distinct scores stay distinct after normalising because the models' scores are float32 values, far coarser than
+float64.
 """
 
 from __future__ import annotations

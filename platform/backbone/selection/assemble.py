@@ -72,6 +72,10 @@ def select_backbone(
 ) -> Selection:
     """Search the recipe's stage assignments end to end, write the chosen backbone as a release, and report.
 
+    Every choice is made on the recipe's selection split (``dataset.selection``), else on its evaluation split; the
+    chosen, base and best uniform assignments and each retriever alone are then scored on the evaluation split,
+    gathering there only the pairs those assignments need.
+
     Args:
         recipe: the recipe (search space, objective, metrics, applications).
         dataset_dir: its prepared dataset.

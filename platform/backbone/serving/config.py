@@ -86,7 +86,7 @@ class GatewayConfig(BaseModel):
     release: str = Field(description="Name of the release being served.")
     release_version: int = Field(ge=1, description="Version of the release whose components are being served.")
     applications: dict[str, AppSettings] = Field(
-        min_length=1, description="Settings (k, top_n, rerank) of each application, by name, from the release."
+        min_length=1, description="Settings (k, top_n, rerank, weight) of each application, by name, from the release."
     )
     rerank_timeout_s: float = Field(
         2.0, gt=0, le=60, description="Deadline of the reranker per search; past it the retriever's ranking answers."
