@@ -11,7 +11,7 @@ import yaml
 
 from backbone.errors import BackboneError, RecipeError
 from backbone.model_paths import resolve_model
-from backbone.recipes import load_recipe, recipe_hash
+from backbone.recipes import Reranker, load_recipe, recipe_hash
 
 RECIPES = Path(__file__).resolve().parents[2] / "jobs" / "recipes"
 MINI = RECIPES / "stard-mini.yaml"
@@ -84,7 +84,7 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         (lambda r: r["reranker"].update(max_query_length=500), "reranker.max_query_length: 500 leaves no room"),
         (lambda r: r["retriever"]["stages"][0]["negatives"].update(count=2), "stages[0].negatives.count: must be 0"),
         (
-            lambda r: r["reranker"]["stages"][0]["negatives"].update(count=0),
+            lambda r: r["reranker"]["stages"][0]["negatives"].update(policy="in_batch", count=0),
             "reranker.stages[0].negatives.count: a reranker with policy 'in_batch' needs count >= 1",
         ),
         (lambda r: r["retriever"]["stages"][1]["negatives"].update(rank_range=[50, 3]), "negatives.rank_range"),
@@ -104,8 +104,8 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         (lambda r: r["dataset"].update(unknown_judgments="skip"), "dataset.unknown_judgments: Input should be"),
         (lambda r: r["dataset"].update(selection={"split": "dev", "queries": 5}), "dataset.selection.split: 'dev'"),
         (
-            lambda r: r["dataset"].update(selection={"queries": 100}),
-            "dataset.selection.queries: 100 would leave no training query: the subset keeps 100",
+            lambda r: r["dataset"].update(selection={"queries": 400}),
+            "dataset.selection.queries: 400 would leave no training query: the subset keeps 400",
         ),
         (lambda r: r["dataset"].update(selection={"split": "a/b", "queries": 5}), "bad split name 'a/b'"),
         (lambda r: r["search"].update(weights=[1.0, 0.5]), "search.weights: needs distinct weights in [0, 1]"),
@@ -116,12 +116,12 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         (lambda r: r["reranker"].update(layers=0), "reranker.layers: Input should be greater than or equal to 1"),
         (lambda r: r["reranker"].update(candidates="dense"), "reranker.candidates: Input should be 'bm25'"),
         (
-            lambda r: r["reranker"]["stages"][0].update(loss="distill_kl"),
+            lambda r: r["reranker"].update(candidates="bm25"),
             "reranker.stages[0].loss: distill_kl learns the retriever's scores over the retriever's candidate lists",
         ),
         (
-            lambda r: r["reranker"]["stages"][0].update(teacher_temperature=0.1),
-            "reranker.stages[0].teacher_temperature: only loss 'distill_kl' reads it",
+            lambda r: r["reranker"]["stages"][1].update(teacher_temperature=0.1),
+            "reranker.stages[1].teacher_temperature: only loss 'distill_kl' reads it",
         ),
     ],
 )
@@ -136,7 +136,10 @@ def test_unknown_judgments_default_to_error() -> None:
 
 
 def test_selection_split_and_weights_default_to_the_old_behaviour(tmp_path: Path) -> None:
-    recipe = load_recipe(_write(tmp_path, _mini()))
+    raw = _mini()
+    raw["dataset"].pop("selection")
+    raw["search"].pop("weights")
+    recipe = load_recipe(_write(tmp_path, raw))
     assert recipe.dataset.selection is None and recipe.dataset.choice_split() == "dev"
     assert recipe.search.weights == [1.0]
     raw = _mini()
@@ -226,5 +229,7 @@ def test_a_reranker_distilled_from_the_retrievers_lists_validates(tmp_path: Path
     loaded = load_recipe(_write(tmp_path, recipe))
     assert (loaded.reranker.candidates, loaded.reranker.layers) == ("retriever", 6)
     assert (loaded.reranker.stages[0].teacher_temperature, loaded.reranker.stages[0].ce_weight) == (0.02, 0.1)
-    defaults = load_recipe(MINI).reranker
-    assert (defaults.candidates, defaults.layers, defaults.stages[0].ce_weight) == ("bm25", None, 0.0)
+    shipped = load_recipe(MINI).reranker
+    assert (shipped.candidates, shipped.layers, shipped.stages[0].ce_weight) == ("retriever", 4, 0.3)
+    defaults = Reranker(model="m")
+    assert (defaults.candidates, defaults.layers) == ("bm25", None)
