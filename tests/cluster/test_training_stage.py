@@ -22,12 +22,13 @@ from tiny_recipe import tiny_recipe
 
 from backbone.errors import BackboneError
 from backbone.evaluation import DenseIndex, evaluate, rerank
-from backbone.models import score_pairs
+from backbone.models import encode_passages, score_pairs
 from backbone.registry import Registry, find_index
 from backbone.selection.inputs import search_inputs
 from backbone.selection.retrieval_runs import retrieval_run
 from backbone.training import StageRun, reranker_candidates, run_stage
 from backbone.training.inputs import build_stage_inputs
+from backbone.training.query_side import batch_candidates
 from backbone.training.reranker_task import RerankerTask
 from backbone.training.retriever_task import RetrieverTask
 
@@ -56,18 +57,31 @@ PASSAGES = [f"第{i}条 合同依法成立，自成立时生效。" * (1 + i % 3
 
 
 def _first_step(config: dict) -> None:
-    """One training step of both tasks on a fixed global batch of 8; reports the loss and the synced gradients."""
+    """One step of each task (retriever, reranker, query-side retriever) on a fixed global batch of 8."""
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     share = slice(rank * 8 // world, (rank + 1) * 8 // world)
     torch.manual_seed(0)
     report = {}
-    for name, task in (("retriever", config["retriever"]), ("reranker", config["reranker"])):
+    for name in ("retriever", "reranker", "query_side"):
+        task = config[name]
         model = task.load(config["model_dir"])
         ddp_model = prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": False})
         task.prepare(model, ddp_model)
-        negatives = [[PASSAGES[(i + 3) % 8], PASSAGES[(i + 5) % 8]] for i in range(8)]
-        loss = task.loss(model, ANCHORS[share], PASSAGES[share], negatives[share])
+        negatives = [[(i + 3) % 8, (i + 5) % 8] for i in range(8)]
+        if name == "query_side":  # passages from the (frozen) document tower; even queries judge a negative relevant
+            task.documents = encode_passages(model, task.spec, PASSAGES)
+            docs = [f"p{i}" for i in range(8)]
+            candidates = batch_candidates(
+                docs,
+                [[docs[j] for j in row] for row in negatives],
+                [[docs[i], *([docs[(i + 3) % 8]] if i % 2 == 0 else [])] for i in range(8)],
+                {doc: row for row, doc in enumerate(docs)},
+            )
+            loss = task.query_side_loss(model, ANCHORS[share], candidates, share.start)
+        else:
+            texts = [[PASSAGES[j] for j in row] for row in negatives]
+            loss = task.loss(model, ANCHORS[share], PASSAGES[share], texts[share])
         loss.backward()
         gradient = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
         total = loss.detach().clone()
@@ -97,10 +111,15 @@ def test_two_workers_match_one_on_the_first_step(
     tasks = {
         "retriever": RetrieverTask(recipe.retriever, recipe.retriever.stages[0], ["recall@10"]),
         "reranker": RerankerTask(recipe.reranker, recipe.reranker.stages[0], ["mrr@10"]),
+        "query_side": RetrieverTask(
+            recipe.retriever.model_copy(update={"document_encoder": "frozen"}),
+            recipe.retriever.stages[0],
+            ["recall@10"],
+        ),
     }
     one = _first_step_result(1, tasks, tiny_encoder_dir, tmp_path / "one")
     two = _first_step_result(2, tasks, tiny_encoder_dir, tmp_path / "two")
-    for name in ("retriever", "reranker"):
+    for name in ("retriever", "reranker", "query_side"):
         assert two[f"{name}_loss"] == pytest.approx(one[f"{name}_loss"], rel=1e-5)
         single, double = np.array(one[f"{name}_gradient"]), np.array(two[f"{name}_gradient"])
         assert np.abs(single).max() > 0
