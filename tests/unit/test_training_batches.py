@@ -68,3 +68,20 @@ def test_batches_are_full_conflict_free_deterministic_and_cover_the_examples() -
 def test_fewer_examples_than_a_batch_make_no_batch() -> None:
     dealt = conflict_free_batches([2, 0], ["q1", "q2", "q3"], {0: ["a"], 2: ["c"]}, {}, 4, random.Random(0))
     assert dealt == EpochBatches(batches=[], left_out=[0, 2])
+
+
+def test_dense_conflicts_still_fill_batches() -> None:
+    # As in a refinement stage on STARD: 112 failing examples with 8 documents each (positive + 7 hard negatives)
+    # drawn from few articles: every round-robin deal into 3 batches of 32 leaves each a few examples short (no batch
+    # at all), while filling one batch at a time finds two.
+    rng = random.Random(5)
+    articles = [f"d{i}" for i in range(1000)]
+    relevant = {f"q{i}": sorted(rng.sample(articles, rng.randint(1, 3))) for i in range(80)}
+    queries = [query for query, docs in relevant.items() for _ in docs][:112]
+    positives = [doc for docs in relevant.values() for doc in docs][:112]
+    documents = {index: [positives[index], *rng.sample(articles, 7)] for index in range(len(queries))}
+    dealt = conflict_free_batches(range(len(queries)), queries, documents, relevant, 32, random.Random(0))
+    assert len(dealt.batches) == 2 and all(len(batch) == 32 for batch in dealt.batches)
+    assert all(not _conflicts(batch, queries, documents, relevant) for batch in dealt.batches)
+    placed = [index for batch in dealt.batches for index in batch]
+    assert sorted(placed + dealt.left_out) == list(range(len(queries)))

@@ -44,8 +44,10 @@ def conflict_free_batches(
     as they can fill, those of the queries with the most examples first (they are the ones that must be spread);
     each goes into the next batch with room that it does not conflict with. The batches that end full are kept;
     the examples of the others and those no batch took are dealt again, into fewer batches, until no full batch
-    comes out. What is left (fewer than a batch, or examples that conflict with every batch, such as a query with
-    more examples than there are batches) is trained in no batch this epoch; the next epoch's shuffle leaves out
+    comes out; then batches are filled one at a time, each taking the first examples of the shuffle that fit it
+    (as sentence-transformers' ``NoDuplicatesBatchSampler`` does), until one cannot be filled. What is left
+    (fewer than a batch, or examples that conflict with every batch, such as a query with more examples than there
+    are batches) is trained in no batch this epoch; the next epoch's shuffle leaves out
     others. Every worker computes the same batches from the same generator state (sets only answer membership,
     they never decide an order).
 
@@ -73,6 +75,14 @@ def conflict_free_batches(
         if not full:
             break
         batches.extend(full)
+    # Dense conflicts (hard negatives judged relevant to similar queries) can leave every round-robin batch a few
+    # examples short; batches filled one at a time from what is left then still take most of the examples.
+    while len(pool) >= batch_size:
+        batch, rest = _fill(pool, queries, documents, relevant, batch_size)
+        if batch is None:
+            break
+        batches.append(batch)
+        pool = rest
     rng.shuffle(batches)
     return EpochBatches(batches, sorted(pool))
 
@@ -83,6 +93,39 @@ class _Batch:
     queries: set[str] = field(default_factory=set)
     documents: set[str] = field(default_factory=set)
     relevant: set[str] = field(default_factory=set)
+
+
+def _fits(batch: _Batch, query: str, brought: Sequence[str], judged: Sequence[str]) -> bool:
+    return (
+        query not in batch.queries
+        and not any(doc in batch.relevant for doc in brought)
+        and not any(doc in batch.documents for doc in judged)
+    )
+
+
+def _add(batch: _Batch, index: int, query: str, brought: Sequence[str], judged: Sequence[str]) -> None:
+    batch.members.append(index)
+    batch.queries.add(query)
+    batch.documents.update(brought)
+    batch.relevant.update(judged)
+
+
+def _fill(
+    pool: list[int],
+    queries: Sequence[str],
+    documents: Mapping[int, Sequence[str]],
+    relevant: Mapping[str, Sequence[str]],
+    batch_size: int,
+) -> tuple[list[int] | None, list[int]]:
+    """One batch of the first examples of ``pool`` that fit together, and the rest; ``None`` if none fills."""
+    batch, rest = _Batch(), []
+    for index in pool:
+        query = queries[index]
+        if len(batch.members) < batch_size and _fits(batch, query, documents[index], relevant[query]):
+            _add(batch, index, query, documents[index], relevant[query])
+        else:
+            rest.append(index)
+    return (batch.members, rest) if len(batch.members) == batch_size else (None, pool)
 
 
 def _deal(
@@ -102,16 +145,8 @@ def _deal(
         brought, judged = documents[index], relevant[query]
         for step in range(len(open_batches)):
             batch = open_batches[(cursor + step) % len(open_batches)]
-            if (
-                len(batch.members) < batch_size
-                and query not in batch.queries
-                and not any(doc in batch.relevant for doc in brought)
-                and not any(doc in batch.documents for doc in judged)
-            ):
-                batch.members.append(index)
-                batch.queries.add(query)
-                batch.documents.update(brought)
-                batch.relevant.update(judged)
+            if len(batch.members) < batch_size and _fits(batch, query, brought, judged):
+                _add(batch, index, query, brought, judged)
                 cursor = (cursor + step + 1) % len(open_batches)
                 break
         else:

@@ -123,10 +123,16 @@ def _train(plan: StagePlan, stage: Stage, task: Task, model: torch.nn.Module, in
         rankings, corpus_embeddings, negatives = epoch_negatives(
             task, model, stage, inputs, selected, epoch, rankings, corpus_embeddings, rng
         )
+        # A query-side loss masks every candidate judged relevant to a query, so only the positives must be kept
+        # apart there; elsewhere a mined negative judged relevant to another query of the batch is a false negative.
+        masked = isinstance(task, RetrieverTask) and task.documents is not None
         dealt = conflict_free_batches(
             selected,
             inputs.example_queries,
-            {index: [inputs.example_positives[index], *_documents(negatives.get(index))] for index in selected},
+            {
+                index: [inputs.example_positives[index], *([] if masked else _documents(negatives.get(index)))]
+                for index in selected
+            },
             inputs.relevant,
             global_batch,
             rng,
