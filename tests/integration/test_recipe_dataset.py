@@ -27,7 +27,14 @@ def test_mini_recipe_dataset_is_built_once_and_reused(stard_dir: Path, tmp_path:
     subset = recipe.dataset.subset
     assert manifest.name == "stard-mini"
     assert manifest.counts.corpus == subset.corpus_size
-    assert {split: counts.queries for split, counts in manifest.counts.splits.items()} == subset.queries
+    # The selection split is carved out of the subset's train queries: training never sees its queries.
+    selection = recipe.dataset.selection
+    expected = {
+        **subset.queries,
+        "train": subset.queries["train"] - selection.queries,
+        selection.split: selection.queries,
+    }
+    assert {split: counts.queries for split, counts in manifest.counts.splits.items()} == expected
     assert set(manifest.counts.tables) == {"pairs/weak", "pairs/train"}
     assert manifest.source["subset"]["seed"] == subset.seed
 
