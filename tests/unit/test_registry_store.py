@@ -41,6 +41,21 @@ def test_publish_records_manifest_and_stores_files(registry: Registry, tmp_path:
     assert Registry(registry.uri).get(manifest.id) == manifest
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_metric_json_cannot_hold_is_refused_and_nothing_is_published(
+    registry: Registry, tmp_path: Path, value: float
+) -> None:
+    # A stage whose epochs trained no batch once published loss=NaN; JSON wrote null and the registry then
+    # refused to read the manifest back, so every later run failed. Refused at publish, nothing is written.
+    source = write_files(tmp_path / "ckpt", {"model.safetensors": b"weights"})
+    with pytest.raises(RegistryError, match=r"(?s)cannot publish .* 'retriever/refinement'.*metrics.loss.*finite number"):
+        registry.publish("checkpoint", source, name="retriever/refinement", lineage=Lineage(), metrics={"loss": value})
+    assert registry.list("checkpoint") == []
+    assert not (Path(registry.root.base) / "artifacts").exists() or not any(
+        (Path(registry.root.base) / "artifacts").iterdir()
+    )
+
+
 def test_list_filters_by_kind_and_sorts_oldest_first(registry: Registry) -> None:
     first = publish(registry, "checkpoint")
     index = publish(registry, "index", {"index.faiss": b"idx"}, parents=[first.id])

@@ -16,7 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, FiniteFloat
 
 import backbone
 from backbone.errors import RegistryError
@@ -172,7 +172,9 @@ class ArtifactManifest(BaseModel):
     name: str = Field(description="Human label, e.g. 'retriever/stage-2-refinement'.", min_length=1)
     created_at: AwareDatetime = Field(description="When it was published (UTC).")
     lineage: Lineage = Field(description="What it was made from.")
-    metrics: dict[str, float] = Field(default_factory=dict, description="Numbers measured on or for it.")
+    metrics: dict[str, FiniteFloat] = Field(
+        default_factory=dict, description="Numbers measured on or for it (finite: JSON has no NaN or infinity)."
+    )
     params: dict[str, Any] = Field(
         default_factory=dict, description="JSON settings it was made with (hyper-parameters, index type, ...)."
     )

@@ -169,9 +169,10 @@ def _train(plan: StagePlan, stage: Stage, task: Task, model: torch.nn.Module, in
                 )
         state["train_seconds"] += time.perf_counter() - started
         state["epochs_done"] = epoch + 1
-        state["last_epoch_loss"] = float(np.mean(epoch_losses)) if epoch_losses else float("nan")
+        if epoch_losses:  # an epoch whose examples all conflicted trained no batch, and has no loss
+            state["last_epoch_loss"] = float(np.mean(epoch_losses))
         with tempfile.TemporaryDirectory() as folder:
-            epoch_metrics = {"epoch": epoch + 1, "loss": state["last_epoch_loss"]}
+            epoch_metrics = {"epoch": epoch + 1, **({"loss": state["last_epoch_loss"]} if epoch_losses else {})}
             _save_and_report(task, model, state, epoch_metrics, Path(folder), lora=lora)
     if lora:
         task.merge_adapter(model)
