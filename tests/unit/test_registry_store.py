@@ -48,7 +48,9 @@ def test_a_metric_json_cannot_hold_is_refused_and_nothing_is_published(
     # A stage whose epochs trained no batch once published loss=NaN; JSON wrote null and the registry then
     # refused to read the manifest back, so every later run failed. Refused at publish, nothing is written.
     source = write_files(tmp_path / "ckpt", {"model.safetensors": b"weights"})
-    with pytest.raises(RegistryError, match=r"(?s)cannot publish .* 'retriever/refinement'.*metrics.loss.*finite number"):
+    with pytest.raises(
+        RegistryError, match=r"(?s)cannot publish .* 'retriever/refinement'.*metrics.loss.*finite number"
+    ):
         registry.publish("checkpoint", source, name="retriever/refinement", lineage=Lineage(), metrics={"loss": value})
     assert registry.list("checkpoint") == []
     assert not (Path(registry.root.base) / "artifacts").exists() or not any(
