@@ -113,6 +113,18 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         (lambda r: r["retriever"].update(passage_template="{body}"), "retriever.passage_template"),
         (lambda r: r["reranker"]["stages"][0].update(finetune={"method": "lora", "rank": 0}), "finetune.lora.rank"),
         (lambda r: r["resources"].update(workers=0), "resources.workers: Input should be greater than or equal"),
+        (
+            lambda r: (
+                r["retriever"].update(document_encoder="trained"),
+                r["retriever"]["stages"][0].update(contrast="corpus"),
+            ),
+            "retriever.stages[0].contrast: 'corpus' scores queries against the shared corpus index, which needs "
+            "document_encoder: frozen (got 'trained')",
+        ),
+        (
+            lambda r: r["retriever"]["stages"][1].update(contrast="corpus", negatives={"policy": "mined", "count": 3}),
+            "retriever.stages[1].negatives.policy: must be 'in_batch' with contrast 'corpus' (got 'mined')",
+        ),
         (lambda r: r["reranker"].update(layers=0), "reranker.layers: Input should be greater than or equal to 1"),
         (lambda r: r["reranker"].update(candidates="dense"), "reranker.candidates: Input should be 'bm25'"),
         (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from backbone.training.batches import EpochBatches, conflict_free_batches
+from backbone.training.batches import EpochBatches, conflict_free_batches, shuffled_batches
 
 
 def _conflicts(batch: list[int], queries: list[str], documents: dict[int, list[str]], relevant: dict) -> list:
@@ -85,3 +85,13 @@ def test_dense_conflicts_still_fill_batches() -> None:
     assert all(not _conflicts(batch, queries, documents, relevant) for batch in dealt.batches)
     placed = [index for batch in dealt.batches for index in batch]
     assert sorted(placed + dealt.left_out) == list(range(len(queries)))
+
+
+def test_shuffled_batches_keep_every_example_but_the_last_partial_batch() -> None:
+    # A query-side loss masks judged documents itself: nothing conflicts, so only the remainder of 10 // 4 is left.
+    dealt = shuffled_batches(range(10), 4, random.Random("seed:0"))
+    assert [len(batch) for batch in dealt.batches] == [4, 4]
+    assert sorted([*dealt.left_out, *(index for batch in dealt.batches for index in batch)]) == list(range(10))
+    assert len(dealt.left_out) == 2
+    assert dealt == shuffled_batches(range(10), 4, random.Random("seed:0"))
+    assert dealt != shuffled_batches(range(10), 4, random.Random("seed:1"))

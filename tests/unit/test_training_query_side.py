@@ -11,7 +11,7 @@ import torch
 
 from backbone.models import document_tower, encode_passages
 from backbone.recipes import Retriever, RetrieverStage
-from backbone.training.query_side import batch_candidates, query_side_infonce
+from backbone.training.query_side import batch_candidates, corpus_candidates, query_side_infonce
 from backbone.training.retriever_task import RetrieverTask
 
 ANCHORS = ["谁可以成为个体工商户？", "合同什么时候生效？", "夫妻一方的债务", "子女的继承权利"]
@@ -41,6 +41,18 @@ def test_every_judged_candidate_but_the_own_positive_is_masked() -> None:
         [False, False, False, False, False, False, False, False],
         [False, False, False, True, False, False, False, False],
         [False, False, True, False, False, False, False, True],
+    ]
+
+
+def test_corpus_contrast_takes_every_row_and_masks_each_querys_other_judged_documents() -> None:
+    # q0 judges d0 and d1; two examples of q0 (one per positive) may share a batch: each masks the other's positive.
+    found = corpus_candidates(["d0", "d1", "d3"], [["d0", "d1"], ["d0", "d1"], ["d2", "d3", "d5"]], POSITION)
+    assert found.rows is None
+    assert found.own == [0, 1, 3]
+    assert found.masked.tolist() == [
+        [False, True, False, False, False, False],
+        [True, False, False, False, False, False],
+        [False, False, True, False, False, True],
     ]
 
 
@@ -89,3 +101,17 @@ def test_a_query_side_step_trains_queries_and_leaves_the_document_tower_bit_iden
     assert all(parameter.grad is None for parameter in document_tower(model).parameters())
     assert not np.allclose(model.encode_query(ANCHORS), queries_before)
     np.testing.assert_array_equal(encode_passages(model, task.spec, PASSAGES), task.documents)
+
+
+def test_a_corpus_contrast_step_scores_every_passage_of_the_index(task: RetrieverTask) -> None:
+    model = task.load(task.spec.model)
+    task.prepare(model, model)
+    task.documents = encode_passages(model, task.spec, PASSAGES)
+    relevant = [["d0"], ["d1", "d4"], ["d2"], ["d3"]]
+    whole = task.query_side_loss(model, ANCHORS, corpus_candidates(DOCS[:4], relevant, POSITION), 0)
+    # The same loss by hand: each query against all six passages, d4 left out of q1's softmax.
+    queries = torch.from_numpy(model.encode_query(ANCHORS, normalize_embeddings=True))
+    scores = queries @ torch.from_numpy(task.documents).T / task.stage.temperature
+    scores[1, 4] = float("-inf")
+    expected = torch.nn.functional.cross_entropy(scores, torch.tensor([0, 1, 2, 3]))
+    assert whole.item() == pytest.approx(expected.item(), rel=1e-4)

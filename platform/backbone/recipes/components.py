@@ -74,9 +74,16 @@ class Retriever(Component):
     )
 
     @model_validator(mode="after")
-    def _decoder_pools_last_token(self) -> Retriever:
+    def _options_agree(self) -> Retriever:
         if self.family == "decoder" and self.pooling != "last_token":
             raise FieldError("pooling", f"a decoder retriever needs 'last_token' (got {self.pooling!r})")
+        for index, stage in enumerate(self.stages):
+            if stage.contrast == "corpus" and self.document_encoder != "frozen":
+                raise FieldError(
+                    f"stages[{index}].contrast",
+                    "'corpus' scores queries against the shared corpus index, which needs document_encoder: frozen "
+                    f"(got {self.document_encoder!r})",
+                )
         return self
 
 

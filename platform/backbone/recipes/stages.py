@@ -165,9 +165,22 @@ class RetrieverStage(Stage):
     temperature: float = Field(
         0.05, gt=0, le=1, description="InfoNCE temperature; similarities are divided by it (scale = 1/T)."
     )
+    contrast: Literal["batch", "corpus"] = Field(
+        "batch",
+        description="What each query's softmax runs over. batch: the global batch's positives and the mined "
+        "negatives; corpus (needs the retriever's `document_encoder: frozen`): every passage of the shared corpus "
+        "index, each query's judged passages but its positive masked (full-corpus InfoNCE: passages are rows of the "
+        "index, so thousands of negatives cost one matrix product).",
+    )
 
     @model_validator(mode="after")
     def _in_batch_takes_whole_batch(self) -> RetrieverStage:
+        if self.contrast == "corpus" and self.negatives.policy != "in_batch":
+            raise FieldError(
+                "negatives.policy",
+                f"must be 'in_batch' with contrast 'corpus' (got {self.negatives.policy!r}): every passage of the "
+                "corpus, scored by the current model at every step, is already a negative",
+            )
         if self.negatives.policy == "in_batch" and self.negatives.count:
             raise FieldError(
                 "negatives.count",

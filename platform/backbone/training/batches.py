@@ -87,6 +87,28 @@ def conflict_free_batches(
     return EpochBatches(batches, sorted(pool))
 
 
+def shuffled_batches(examples: Sequence[int], batch_size: int, rng: random.Random) -> EpochBatches:
+    """A seeded shuffle cut into full batches, for a loss that masks every judged document itself.
+
+    A query-side retriever stage leaves each query's judged documents out of its softmax, so no two examples can
+    conflict (two examples of one query included): only the last partial batch is left out.
+
+    Args:
+        examples: the example indices to batch.
+        batch_size: the global batch size.
+        rng: the epoch's seeded generator.
+
+    Example:
+        >>> dealt = shuffled_batches([0, 1, 2, 3, 4], 2, random.Random(0))
+        >>> [len(batch) for batch in dealt.batches], len(dealt.left_out)
+        ([2, 2], 1)
+    """
+    pool = list(examples)
+    rng.shuffle(pool)
+    full = len(pool) // batch_size * batch_size
+    return EpochBatches([pool[start : start + batch_size] for start in range(0, full, batch_size)], sorted(pool[full:]))
+
+
 @dataclass
 class _Batch:
     members: list[int] = field(default_factory=list)

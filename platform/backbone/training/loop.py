@@ -30,9 +30,9 @@ import torch.distributed as dist
 from ray.train.torch import prepare_model
 
 from backbone.evaluation import DenseIndex
-from backbone.recipes import LoraFinetune, Stage
+from backbone.recipes import LoraFinetune, RetrieverStage, Stage
 from backbone.registry import Registry
-from backbone.training.batches import conflict_free_batches
+from backbone.training.batches import conflict_free_batches, shuffled_batches
 from backbone.training.inputs import StageInputs
 from backbone.training.negatives import (
     NegativeChoice,
@@ -43,7 +43,7 @@ from backbone.training.negatives import (
     keeps_query,
 )
 from backbone.training.plan import StagePlan
-from backbone.training.query_side import batch_candidates
+from backbone.training.query_side import batch_candidates, corpus_candidates
 from backbone.training.reranker_task import RerankerTask
 from backbone.training.retriever_task import RetrieverTask
 
@@ -123,20 +123,19 @@ def _train(plan: StagePlan, stage: Stage, task: Task, model: torch.nn.Module, in
         rankings, corpus_embeddings, negatives = epoch_negatives(
             task, model, stage, inputs, selected, epoch, rankings, corpus_embeddings, rng
         )
-        # A query-side loss masks every candidate judged relevant to a query, so only the positives must be kept
-        # apart there; elsewhere a mined negative judged relevant to another query of the batch is a false negative.
-        masked = isinstance(task, RetrieverTask) and task.documents is not None
-        dealt = conflict_free_batches(
-            selected,
-            inputs.example_queries,
-            {
-                index: [inputs.example_positives[index], *([] if masked else _documents(negatives.get(index)))]
-                for index in selected
-            },
-            inputs.relevant,
-            global_batch,
-            rng,
-        )
+        # A query-side loss masks every candidate judged relevant to a query, so nothing conflicts there; elsewhere
+        # a positive or mined negative judged relevant to another query of the batch is a false negative.
+        if isinstance(task, RetrieverTask) and task.documents is not None:
+            dealt = shuffled_batches(selected, global_batch, rng)
+        else:
+            dealt = conflict_free_batches(
+                selected,
+                inputs.example_queries,
+                {index: [inputs.example_positives[index], *_documents(negatives.get(index))] for index in selected},
+                inputs.relevant,
+                global_batch,
+                rng,
+            )
         steps_per_epoch = len(dealt.batches)
         state["left_out"] = state.get("left_out", 0) + len(dealt.left_out)
         summary = f"epoch {epoch + 1}/{stage.epochs}: {steps_per_epoch} batches of {global_batch}, "
@@ -260,12 +259,14 @@ def _loss(
     anchors = [inputs.anchors[inputs.example_queries[i]] for i in mine]
     if isinstance(task, RetrieverTask) and task.documents is not None:
         # A frozen document tower: passages are rows of the shared index, scored without a forward pass.
-        candidates = batch_candidates(
-            [inputs.example_positives[i] for i in batch],
-            [_documents(negatives.get(i)) for i in batch],
-            [inputs.relevant[inputs.example_queries[i]] for i in batch],
-            inputs.position,
-        )
+        positives = [inputs.example_positives[i] for i in batch]
+        relevant = [inputs.relevant[inputs.example_queries[i]] for i in batch]
+        if isinstance(stage, RetrieverStage) and stage.contrast == "corpus":
+            candidates = corpus_candidates(positives, relevant, inputs.position)
+        else:
+            candidates = batch_candidates(
+                positives, [_documents(negatives.get(i)) for i in batch], relevant, inputs.position
+            )
         return task.query_side_loss(model, anchors, candidates, start)
     negative_ids = _batch_negatives(stage, inputs, batch, negatives, start, size)
     return task.loss(

@@ -2,8 +2,9 @@
 
 With ``document_encoder: frozen`` the passage tower never changes, so a passage's embedding is a row of the shared
 corpus index: no passage goes through the model. Each query of the global batch is scored against every positive
-of the global batch and every mined negative (many negatives cost almost nothing), and a candidate judged relevant
-to the query, other than its own positive, is masked out: a query never learns to push away its own relevant
+of the global batch and every mined negative (many negatives cost almost nothing), or, with ``contrast: corpus``,
+against every passage of the index (the full-corpus softmax); a candidate judged relevant to the query, other than
+its own positive, is masked out: a query never learns to push away its own relevant
 articles. Every worker holds the global batch's candidates, so each scores its share of the queries against all of
 them; the per-worker means, averaged by DDP's gradient all-reduce, are the one-worker loss on the global batch.
 """
@@ -22,13 +23,14 @@ class Candidates:
     """The passages a global batch's queries are scored against, as rows of the corpus embeddings.
 
     Args:
-        rows: corpus positions: the batch's positives in batch order, then every mined negative.
+        rows: corpus positions: the batch's positives in batch order, then every mined negative; ``None`` for every
+            row of the corpus embeddings, in order.
         own: for each query of the batch, the column of its own positive.
         masked: ``[queries, candidates]``, true where the candidate is judged relevant to the query but is not
             its own positive.
     """
 
-    rows: list[int]
+    rows: list[int] | None
     own: list[int]
     masked: np.ndarray
 
@@ -56,6 +58,25 @@ def batch_candidates(
     own = list(range(len(positives)))
     masked[own, own] = False
     return Candidates([position[doc] for doc in docs], own, masked)
+
+
+def corpus_candidates(positives: list[str], relevant: list[list[str]], position: dict[str, int]) -> Candidates:
+    """Every passage of the corpus as a candidate of every query, each query's judged ones but its positive masked.
+
+    Args:
+        positives: each example's positive document, in batch order.
+        relevant: each example's query's judged relevant documents.
+        position: each document id's row in the corpus embeddings (all of them).
+
+    Example:
+        >>> found = corpus_candidates(["b"], [["a", "b"]], {"a": 0, "b": 1, "c": 2})
+        >>> found.rows, found.own, found.masked.tolist()
+        (None, [1], [[True, False, False]])
+    """
+    masked = np.zeros((len(positives), len(position)), dtype=bool)
+    for row, (positive, judged) in enumerate(zip(positives, relevant, strict=True)):
+        masked[row, [position[doc] for doc in judged if doc != positive]] = True
+    return Candidates(None, [position[doc] for doc in positives], masked)
 
 
 def query_side_infonce(

@@ -142,7 +142,7 @@ class RetrieverTask:
         mine = slice(start, start + len(anchors))
         return query_side_infonce(
             queries,
-            torch.from_numpy(documents[candidates.rows]).to(queries.device),
+            torch.from_numpy(documents if candidates.rows is None else documents[candidates.rows]).to(queries.device),
             torch.tensor(candidates.own[mine], device=queries.device),
             torch.from_numpy(candidates.masked[mine]).to(queries.device),
             self.stage.temperature,
