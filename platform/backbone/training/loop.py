@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import logging
 import math
 import random
 import tempfile
@@ -46,6 +47,8 @@ from backbone.training.plan import StagePlan
 from backbone.training.query_side import batch_candidates, corpus_candidates
 from backbone.training.reranker_task import RerankerTask
 from backbone.training.retriever_task import RetrieverTask
+
+log = logging.getLogger(__name__)
 
 Task = RetrieverTask | RerankerTask
 
@@ -437,4 +440,6 @@ class _Progress:
 
 def _log(plan: StagePlan, message: str) -> None:
     if _rank_and_world()[0] == 0:
-        print(f"[{plan.label}] {message}", flush=True)
+        # Ray Train's workers log the root logger to the console; its patched print would also tee the line to
+        # stdout, so every printed line reached the driver twice.
+        log.info("[%s] %s", plan.label, message)
