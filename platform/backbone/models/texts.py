@@ -107,7 +107,9 @@ def cut_to_tokens(tokenizer: PreTrainedTokenizerBase, texts: list[str], limits: 
     """
     if not texts:
         return []  # tokenizers refuse an empty batch
-    encodings = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    # Texts longer than the model's limit are tokenized whole on purpose (to be cut here): verbose=False keeps
+    # transformers from warning "Token indices sequence length is longer than ..." for each of them.
+    encodings = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)["offset_mapping"]
     cut = []
     for text, offsets, limit in zip(texts, encodings, limits, strict=True):
         if len(offsets) <= limit:
