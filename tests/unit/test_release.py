@@ -288,3 +288,9 @@ def test_an_index_of_another_document_encoder_is_refused(releases: Releases) -> 
     trained, _ = _retriever(releases.registry, with_index=False)
     with pytest.raises(RegistryError, match=f"index {index} was not built from retriever checkpoint {trained} "):
         releases.promote("legal", "retriever", trained, index=index)
+
+
+def test_an_application_at_weight_zero_does_not_call_the_reranker() -> None:
+    assert AppSettings(k=20, top_n=10).calls_reranker
+    assert not AppSettings(k=20, top_n=10, weight=0.0).calls_reranker
+    assert not AppSettings(k=20, top_n=10, rerank=False, weight=0.5).calls_reranker

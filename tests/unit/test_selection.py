@@ -230,6 +230,8 @@ def test_the_choice_picks_a_weight_per_application() -> None:
     ]
 
     assert [row["mrr@10"] for row in rows] == [0.5, 1.0, 0.5]
+    # At weight 0 the reranker's score is unused and the gateway does not call it: no reranker time.
+    assert [row["reranker_ms"] for row in rows] == [0.0, 3.0, 3.0]
     only = {"base": assignment_metrics(evidence, Assignment("base", "", 3), ["mrr@10"], rerank=False)}
     choice = choose_backbone(rows, [Application(name="api", k_range=(3, 3))], "mrr@10", only)
     assert choice.applications[0].weight == 0.5 and choice.applications[0].row["mrr@10"] == 1.0

@@ -71,8 +71,19 @@ class AppSettings(BaseModel):
         ge=0.0,
         le=1.0,
         description="Interpolation weight of the reranker's normalised score against the retriever's "
-        "(backbone.evaluation.interpolate): 1 is the reranker's order, 0 the retriever's; unused without rerank.",
+        "(backbone.evaluation.interpolate): 1 is the reranker's order, 0 the retriever's (the reranker is then "
+        "not called); unused without rerank.",
     )
+
+    @property
+    def calls_reranker(self) -> bool:
+        """Whether answers go through the reranker: ``rerank`` on and a weight above 0 (at 0 its score is unused).
+
+        Example:
+            >>> AppSettings(k=20, top_n=10, weight=0.0).calls_reranker
+            False
+        """
+        return self.rerank and self.weight > 0
 
     @model_validator(mode="after")
     def _top_n_within_k(self) -> Self:

@@ -86,5 +86,7 @@ def per_query_metric(evidence: Evidence, assignment: Assignment, metric: str, re
 def latency_ms(evidence: Evidence, assignment: Assignment, rerank: bool = True) -> dict[str, float]:
     """The retriever's, the reranker's and the total time per query of ``assignment``, in milliseconds."""
     retriever = evidence.retrieval[assignment.retriever].query_ms
-    reranker = assignment.k * evidence.scores[assignment.reranker].ms_per_pair if rerank else 0.0
+    # At weight 0 the order is the retriever's: the gateway does not call the reranker (AppSettings.calls_reranker).
+    calls = rerank and assignment.weight > 0
+    reranker = assignment.k * evidence.scores[assignment.reranker].ms_per_pair if calls else 0.0
     return {"retriever_ms": retriever, "reranker_ms": reranker, "latency_ms": retriever + reranker}

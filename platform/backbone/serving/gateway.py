@@ -122,7 +122,7 @@ class Gateway:
             self._retriever.search.remote(request.query, settings.k), config.retrieve_timeout_s, "retriever"
         )
         scores, reranker, error = None, None, None
-        if settings.rerank and candidates:
+        if settings.calls_reranker and candidates:
             try:
                 scores, reranker = await self._call(
                     self._reranker.score.remote(request.query, [(c.title, c.text) for c in candidates]),
