@@ -18,6 +18,7 @@ from backbone.data import (
     JUDGMENTS_SCHEMA,
     QUERIES_SCHEMA,
     RetrievalDataset,
+    dataset_checksum,
     load_dataset,
     save_dataset,
 )
@@ -25,7 +26,6 @@ from backbone.evaluation import DenseIndex
 from backbone.models import build_reranker, build_retriever, encode_passages, passage_text
 from backbone.recipes import Reranker, Retriever
 from backbone.registry import AppSettings, Lineage, Registry, ReleaseRecord, Releases
-from backbone.training.stage import dataset_checksum
 
 APPLICATIONS = {
     "default": AppSettings(k=8, top_n=3, rerank=True),

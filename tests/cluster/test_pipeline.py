@@ -11,12 +11,11 @@ from tiny_pipeline import TinyPipeline
 from typer.testing import CliRunner
 
 from backbone.cli import app as cli
-from backbone.data import build_recipe_dataset, load_dataset, read_table
+from backbone.data import build_recipe_dataset, dataset_checksum, load_dataset, read_table
 from backbone.evaluation import read_parquet_run, read_trec_run
 from backbone.recipes import load_recipe
 from backbone.registry import Lineage, Registry, Releases
 from backbone.selection import Work, gather_evidence, search_inputs, select_backbone
-from backbone.training import dataset_checksum
 
 pytestmark = pytest.mark.cluster
 

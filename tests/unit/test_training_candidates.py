@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer
 
-from backbone.data import build_subset, load_stard, prepare_dataset
+from backbone.data import build_subset, dataset_checksum, load_stard, prepare_dataset
 from backbone.errors import BackboneError
 from backbone.evaluation import DenseIndex, evaluate
 from backbone.models import build_retriever, encode_passages
 from backbone.recipes import Recipe, recipe_hash
 from backbone.registry import Lineage, Registry
-from backbone.training import baseline_rows, dataset_checksum, reranker_candidates, stage_cache_key
+from backbone.training import baseline_rows, reranker_candidates, stage_cache_key
 from backbone.training.candidates import RetrieverCandidates
 from backbone.training.inputs import build_stage_inputs
 

@@ -13,7 +13,14 @@ from backbone.data.for_recipe import build_recipe_dataset
 from backbone.data.prepare import WEAK_TABLE, pairs_table, prepare_dataset
 from backbone.data.selection_split import carve_selection
 from backbone.data.stard import fetch_stard, load_stard, resolve_stard_source
-from backbone.data.store import DatasetManifest, load_dataset, read_manifest, read_table, save_dataset
+from backbone.data.store import (
+    DatasetManifest,
+    dataset_checksum,
+    load_dataset,
+    read_manifest,
+    read_table,
+    save_dataset,
+)
 from backbone.data.subset import build_subset
 from backbone.data.supervision import LABELLED_PAIRS_SCHEMA, WEAK_PAIRS_SCHEMA, labelled_pairs, weak_pairs
 from backbone.data.trec import read_trec_qrels
@@ -32,6 +39,7 @@ __all__ = [
     "build_recipe_dataset",
     "build_subset",
     "carve_selection",
+    "dataset_checksum",
     "fetch_stard",
     "labelled_pairs",
     "load_beir",

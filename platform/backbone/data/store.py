@@ -169,6 +169,20 @@ def read_manifest(path: Path) -> DatasetManifest:
         raise DataError(manifest_path, f"invalid manifest: {problems}") from None
 
 
+def dataset_checksum(dataset_dir: Path) -> str:
+    """One checksum of a prepared dataset: a hash of its manifest's file checksums, recorded in every lineage.
+
+    Args:
+        dataset_dir: a prepared dataset's folder.
+
+    Example:
+        >>> dataset_checksum(Path("datasets/stard-mini-797850a6b56d"))  # doctest: +SKIP
+        '3f2a9c0d1b7e4a56'
+    """
+    files = read_manifest(dataset_dir).files
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def load_dataset(path: Path) -> RetrievalDataset:
     """Load a dataset directory, verifying the checksum and schema of every table it reads.
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from ranx.statistical_tests import fisher_randomization_test
 
-from backbone.data import read_manifest
+from backbone.data import dataset_checksum, read_manifest
 from backbone.errors import BackboneError
 from backbone.models import checkpoint_spec
 from backbone.registry import Registry, ReleaseRecord, Releases
@@ -18,7 +18,6 @@ from backbone.selection.assignment import Assignment, latency_ms, per_query_metr
 from backbone.selection.evidence import Evidence, gather_evidence
 from backbone.selection.inputs import search_inputs
 from backbone.settings import datasets_dir
-from backbone.training import dataset_checksum
 
 _RELEASE_REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*?)(?:@v?(?P<version>\d+))?$")
 _TIE = 1e-9

@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from backbone.data import load_dataset
+from backbone.data import dataset_checksum, load_dataset
 from backbone.models import passage_text
 from backbone.recipes import Reranker, Retriever
-from backbone.training.stage import dataset_checksum
 
 
 @dataclass(frozen=True)

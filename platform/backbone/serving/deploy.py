@@ -20,12 +20,12 @@ import yaml
 from pydantic import ValidationError
 from ray.dashboard.modules.serve.sdk import ServeSubmissionClient
 
+from backbone.data import dataset_checksum
 from backbone.data.store import read_manifest
 from backbone.errors import BackboneError
 from backbone.registry import Component, Registry, ReleaseRecord, Releases
 from backbone.serving.config import GatewayConfig, RerankerConfig, RetrieverConfig, ServingScaling
 from backbone.settings import datasets_dir
-from backbone.training.stage import dataset_checksum
 
 APP_NAME = "backbone"
 IMPORT_PATH = "backbone.serving.app:build_app"

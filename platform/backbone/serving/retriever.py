@@ -20,7 +20,7 @@ import numpy as np
 from ray import serve
 from sentence_transformers import SentenceTransformer
 
-from backbone.data import load_dataset
+from backbone.data import dataset_checksum, load_dataset
 from backbone.errors import BackboneError
 from backbone.evaluation import DenseIndex
 from backbone.models import checkpoint_spec, encode_passages, encode_queries, load_retriever, retriever_prompts
@@ -28,7 +28,6 @@ from backbone.recipes import Retriever
 from backbone.registry import ArtifactKind, Registry, check_index_serves
 from backbone.serving.config import RetrieverConfig
 from backbone.serving.pipeline import Candidate, configure_batching
-from backbone.training.stage import dataset_checksum
 
 
 @dataclass(frozen=True)

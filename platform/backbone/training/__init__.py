@@ -7,13 +7,12 @@ from backbone.training.curriculum import (
     results_table,
     train_component,
 )
-from backbone.training.stage import StageRun, dataset_checksum, reranker_candidates, run_stage, stage_cache_key
+from backbone.training.stage import StageRun, reranker_candidates, run_stage, stage_cache_key
 
 __all__ = [
     "StageResult",
     "StageRun",
     "baseline_rows",
-    "dataset_checksum",
     "published_stages",
     "reranker_candidates",
     "results_table",

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from backbone.data import dataset_checksum
 from backbone.errors import BackboneError
 from backbone.evaluation import BM25, deepest_cutoff, evaluate
 from backbone.recipes import Recipe
 from backbone.registry import ArtifactManifest, Registry
 from backbone.training.candidates import Bm25Candidates, CandidateSource
 from backbone.training.inputs import build_stage_inputs
-from backbone.training.stage import StageRun, dataset_checksum, reranker_candidates, run_stage, stage_cache_key
+from backbone.training.stage import StageRun, reranker_candidates, run_stage, stage_cache_key
 
 Component = Literal["retriever", "reranker"]
 

@@ -12,7 +12,7 @@ from typing import Literal
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
-from backbone.data import read_manifest
+from backbone.data import dataset_checksum
 from backbone.errors import BackboneError
 from backbone.model_paths import resolve_model
 from backbone.ray_runtime import resolve_use_gpu
@@ -64,12 +64,6 @@ class StageRun:
             use_gpu=resolve_use_gpu(resources.use_gpu if use_gpu is None else use_gpu),
             cpus_per_worker=resources.cpus_per_worker,
         )
-
-
-def dataset_checksum(dataset_dir: Path) -> str:
-    """One checksum of a prepared dataset: a hash of its manifest's file checksums, recorded in every lineage."""
-    files = read_manifest(dataset_dir).files
-    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def stage_cache_key(
