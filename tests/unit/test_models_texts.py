@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 from transformers import AutoTokenizer
+from transformers.utils import logging as transformers_logging
 
 from backbone.models import cut_to_tokens, passage_text, query_prompt, retriever_prompts
 from backbone.recipes import Reranker, Retriever
@@ -72,3 +74,16 @@ def test_cut_to_tokens_keeps_a_prefix_of_the_text(fixture: str, request: pytest.
 def test_cut_to_tokens_with_no_room_keeps_nothing(tiny_encoder_dir: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(tiny_encoder_dir)
     assert cut_to_tokens(tokenizer, ["the law", "the law"], [0, -4]) == [("", 0), ("", 0)]
+
+
+def test_cutting_an_over_long_text_raises_no_transformers_warning(
+    tiny_encoder_dir: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The whole text is tokenized on purpose before the cut: transformers must not warn that it exceeds the limit.
+    monkeypatch.setattr(transformers_logging.get_logger(), "propagate", True)  # its records reach caplog
+    tokenizer = AutoTokenizer.from_pretrained(tiny_encoder_dir, model_max_length=8)
+    with caplog.at_level(logging.WARNING):
+        [(cut, kept)] = cut_to_tokens(tokenizer, ["the law " * 20], [3])
+        assert kept == 3 and cut == "the law the" and not caplog.records
+        tokenizer("the law " * 20)  # the check can fail: the same call without verbose=False does warn
+    assert [record.getMessage()[:29] for record in caplog.records] == ["Token indices sequence length"]
