@@ -128,7 +128,8 @@ def _train(plan: StagePlan, stage: Stage, task: Task, model: torch.nn.Module, in
         )
         # A query-side loss masks every candidate judged relevant to a query, so nothing conflicts there; elsewhere
         # a positive or mined negative judged relevant to another query of the batch is a false negative.
-        if isinstance(task, RetrieverTask) and task.documents is not None:
+        masked = isinstance(task, RetrieverTask) and task.documents is not None
+        if masked:
             dealt = shuffled_batches(selected, global_batch, rng)
         else:
             dealt = conflict_free_batches(
@@ -142,7 +143,8 @@ def _train(plan: StagePlan, stage: Stage, task: Task, model: torch.nn.Module, in
         steps_per_epoch = len(dealt.batches)
         state["left_out"] = state.get("left_out", 0) + len(dealt.left_out)
         summary = f"epoch {epoch + 1}/{stage.epochs}: {steps_per_epoch} batches of {global_batch}, "
-        summary += f"{len(dealt.left_out)} examples left out (a conflict with every batch, or a partial batch)"
+        why = "the partial last batch" if masked else "a conflict with every batch, or a partial batch"
+        summary += f"{len(dealt.left_out)} examples left out ({why})"
         if negatives:
             counts = NegativeCounts.of(negatives.values())
             total = NegativeCounts(**state.get("negatives", {})) + counts
