@@ -40,7 +40,14 @@ def test_shipped_recipes_load(name: str) -> None:
     assert recipe.reranker.stage_names() == ["base", "alignment", "refinement", "calibration"]
     assert recipe.retriever.model == "intfloat/multilingual-e5-small"
     assert recipe.reranker.model == "intfloat/multilingual-e5-small"
-    assert [stage.negatives.policy for stage in recipe.retriever.stages] == ["in_batch", "mined", "remined"]
+    # stard.yaml mines (and re-mines) negatives; stard-mini contrasts each query with the whole corpus index.
+    expected = {
+        "stard.yaml": ("batch", ["in_batch", "mined", "remined"]),
+        "stard-mini.yaml": ("corpus", ["in_batch"] * 3),
+    }
+    contrast, policies = expected[name]
+    assert [stage.negatives.policy for stage in recipe.retriever.stages] == policies
+    assert {stage.contrast for stage in recipe.retriever.stages} == {contrast}
     assert {app.name for app in recipe.applications} == {"api", "search", "research"}
 
 
@@ -65,7 +72,7 @@ def test_unknown_loss_names_field_line_and_choices(tmp_path: Path) -> None:
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     recipe = _mini()
     recipe["retriever"]["stages"][0]["temprature"] = 0.05
-    recipe["retriever"]["stages"][1]["negatives"]["count"] = 0
+    recipe["retriever"]["stages"][1]["negatives"] = {"policy": "mined", "count": 0}
     del recipe["reranker"]["model"]
     message = _error(_write(tmp_path, recipe))
     assert "3 problem(s)" in message
