@@ -108,7 +108,8 @@ def test_release_show(populated: tuple[Path, dict[str, str]]) -> None:
     current = _in_process("release", "show", "legal", "--registry", str(root))
     assert "legal v2 (current)" in current
     assert f"reranker:   {ids['reranker_2']}" in current
-    assert "search: k=50 top_n=5 rerank=yes" in current
+    assert "search: k=50 top_n=5 rerank=yes weight=1" in current
+    assert "chosen for: - (set by hand)" in current
     first = json.loads(_in_process("release", "show", "legal", "--version", "1", "--json", "--registry", str(root)))
     assert first["reranker"]["checkpoint"] == ids["reranker_1"]
     history = json.loads(_in_process("release", "history", "legal", "--json", "--registry", str(root)))
@@ -127,9 +128,55 @@ def test_user_errors_are_one_line_with_status_2(populated: tuple[Path, dict[str,
     assert len(error.strip().splitlines()) == 1
 
 
+def test_release_promote_appends_a_version_and_warns_of_settings_chosen_for_another_pair(tmp_path: Path) -> None:
+    root = tmp_path / "registry"
+    registry = Registry(str(root))
+    retriever = publish(registry, name="retriever/stage-1")
+    rerankers = [publish(registry, name=f"reranker/stage-{n}") for n in (1, 2)]
+    settings = {"api": AppSettings(k=10, top_n=5, weight=0.5), "search": AppSettings(k=20, top_n=10)}
+    Releases(registry).propose(
+        "legal", retriever_checkpoint=retriever.id, reranker_checkpoint=rerankers[0].id, applications=settings
+    )
+    chosen = f"chosen for: retriever {retriever.id}, reranker {rerankers[0].id}"
+    assert chosen in _in_process("release", "show", "legal", "--registry", str(root))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "backbone.cli", "release", "promote", "legal", "reranker", rerankers[1].id],
+        env={**os.environ, "BACKBONE_REGISTRY": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"legal v2: promote reranker to {rerankers[1].id}"
+    assert done.stderr.strip() == (
+        f"warning: applications api, search keep the K and weight a search chose for reranker {rerankers[0].id}; "
+        f"release legal v2 serves retriever {retriever.id} with reranker {rerankers[1].id}. Run the search again "
+        "(backbone run RECIPE) to choose them for this pair."
+    )
+    current = Releases(Registry(str(root))).current("legal")
+    assert (current.version, current.reranker.checkpoint, current.applications) == (2, rerankers[1].id, settings)
+    assert chosen in _in_process("release", "show", "legal", "--registry", str(root))
+
+    # Back to the pair the settings were chosen for: no warning.
+    Releases(registry).rollback("legal", "reranker")
+    assert Releases(Registry(str(root))).current("legal").stale_settings() is None
+    again = _backbone("release", "promote", "legal", "reranker", rerankers[0].id, registry=root, expect=2)
+    assert again.strip() == f"error: release 'legal' v3 already serves {rerankers[0].id} as reranker"
+    unknown = _backbone("release", "promote", "legal", "retriever", "checkpoint-nope", registry=root, expect=2)
+    assert unknown.startswith("error: retriever checkpoint: ") and "checkpoint-nope" in unknown
+
+
 @pytest.mark.parametrize(
     "command",
-    [["registry", "list"], ["registry", "show"], ["registry", "verify"], ["release", "show"], ["release", "history"]],
+    [
+        ["registry", "list"],
+        ["registry", "show"],
+        ["registry", "verify"],
+        ["release", "show"],
+        ["release", "history"],
+        ["release", "promote"],
+    ],
 )
 def test_every_command_has_help(command: list[str]) -> None:
     assert "--registry" in _in_process(*command, "--help")

@@ -9,10 +9,13 @@ from typing import Annotated
 
 import typer
 
-from backbone.registry import ArtifactKind, ArtifactManifest, Registry, ReleaseRecord, Releases
+from backbone.registry import ArtifactKind, ArtifactManifest, Component, Registry, ReleaseRecord, Releases
 
 app = typer.Typer(help="Inspect the artifacts in the registry.", no_args_is_help=True)
-release_app = typer.Typer(help="Inspect releases: which artifacts serve, and their history.", no_args_is_help=True)
+release_app = typer.Typer(
+    help="Inspect releases (which artifacts serve, and their history) and promote a checkpoint into one.",
+    no_args_is_help=True,
+)
 
 RegistryOption = Annotated[
     str | None,
@@ -112,11 +115,50 @@ def show_release(
         f"reranker:   {record.reranker.checkpoint}",
         "applications:" + ("" if record.applications else " -"),
         *(
-            f"  {app_name}: k={settings.k} top_n={settings.top_n} rerank={'yes' if settings.rerank else 'no'}"
+            f"  {app_name}: k={settings.k} top_n={settings.top_n} rerank={'yes' if settings.rerank else 'no'} "
+            f"weight={settings.weight:g}"
             for app_name, settings in sorted(record.applications.items())
+        ),
+        "chosen for: "
+        + (
+            f"retriever {chosen.retriever}, reranker {chosen.reranker}"
+            if (chosen := record.settings_chosen_for)
+            else "- (set by hand)"
         ),
     ]
     typer.echo("\n".join(lines))
+    warn_stale_settings(record)
+
+
+@release_app.command()
+def promote(
+    name: Annotated[str, typer.Argument(help="The release.")],
+    component: Annotated[Component, typer.Argument(help="retriever or reranker.")],
+    artifact: Annotated[str, typer.Argument(metavar="ARTIFACT", help="Id of the checkpoint to serve.")],
+    index: Annotated[
+        str | None,
+        typer.Option(
+            help="For a retriever: the index to serve with it. Default: keep the index served now if it was built "
+            "with the checkpoint's document encoder (an index-compatible retriever), else serve without one.",
+            show_default=False,
+        ),
+    ] = None,
+    note: Annotated[str, typer.Option(help="Why, kept in the release history.")] = "",
+    registry: RegistryOption = None,
+) -> None:
+    """Append a version of a release that serves ARTIFACT as its COMPONENT; the other component is unchanged.
+
+    This changes the registry only: a running deployment picks it up with `backbone deploy NAME`.
+    """
+    record = Releases(Registry(registry)).promote(name, component, artifact, index=index, note=note)
+    typer.echo(f"{record.name} v{record.version}: {record.change}")
+    warn_stale_settings(record)
+
+
+def warn_stale_settings(record: ReleaseRecord) -> None:
+    """Print, on stderr, :meth:`ReleaseRecord.stale_settings`' warning if there is one."""
+    if (warning := record.stale_settings()) is not None:
+        typer.echo(f"warning: {warning}", err=True)
 
 
 @release_app.command()

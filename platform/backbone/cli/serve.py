@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from backbone.cli.registry import JsonOption, RegistryOption
+from backbone.cli.registry import JsonOption, RegistryOption, warn_stale_settings
 from backbone.registry import Component, Registry
 from backbone.serving import deploy as serving
 
@@ -92,3 +92,4 @@ def rollback(
     """Roll one component of the served release back; the other keeps its replicas running."""
     record = serving.rollback(component, serving.ServeCluster(address), to_version=to, note=note)
     typer.echo(f"{record.name} v{record.version}: {record.change}")
+    warn_stale_settings(record)

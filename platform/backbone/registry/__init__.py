@@ -15,7 +15,15 @@ from backbone.registry.corpus_index import (
     index_key,
     publish_index,
 )
-from backbone.registry.release import AppSettings, Component, ReleaseRecord, Releases, RerankerSlot, RetrieverSlot
+from backbone.registry.release import (
+    AppSettings,
+    ChosenFor,
+    Component,
+    ReleaseRecord,
+    Releases,
+    RerankerSlot,
+    RetrieverSlot,
+)
 from backbone.registry.root import StorageRoot, open_root
 from backbone.registry.store import Draft, Registry
 
@@ -24,6 +32,7 @@ __all__ = [
     "AppSettings",
     "ArtifactKind",
     "ArtifactManifest",
+    "ChosenFor",
     "Component",
     "DocumentEncoder",
     "Draft",

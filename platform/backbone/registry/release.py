@@ -92,6 +92,15 @@ class AppSettings(BaseModel):
         return self
 
 
+class ChosenFor(BaseModel):
+    """The pair of checkpoints a search chose the applications' K and weight for."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    retriever: str = Field(description="Id of the retriever checkpoint the settings were chosen with.")
+    reranker: str = Field(description="Id of the reranker checkpoint the settings were chosen with.")
+
+
 class ReleaseRecord(BaseModel):
     """One version of a release: the whole serving configuration at that point, and what changed."""
 
@@ -105,6 +114,11 @@ class ReleaseRecord(BaseModel):
     applications: dict[str, AppSettings] = Field(
         default_factory=dict, description="Settings of each application served, by application name."
     )
+    settings_chosen_for: ChosenFor | None = Field(
+        default=None,
+        description="The checkpoints the applications' K and weight were chosen for by a search; None when they "
+        "were set by hand. Promotions and rollbacks keep it, so it tells when the settings predate what serves.",
+    )
     change: str = Field(description="What this version changed, e.g. 'promote retriever checkpoint-...'.")
     note: str = Field(default="", description="Why, in the words of whoever made the change.")
     previous_version: int | None = Field(description="The version this one was made from; None for the first.")
@@ -112,6 +126,30 @@ class ReleaseRecord(BaseModel):
     def slot(self, component: Component) -> RetrieverSlot | RerankerSlot:
         """What this version serves as ``component``."""
         return self.retriever if component == "retriever" else self.reranker
+
+    def stale_settings(self) -> str | None:
+        """A warning if the applications' K and weight were chosen for checkpoints other than those that serve.
+
+        Example:
+            >>> releases.promote("legal", "reranker", "checkpoint-new").stale_settings()  # doctest: +SKIP
+            "applications api, search keep the K and weight a search chose for reranker checkpoint-old; ..."
+        """
+        chosen = self.settings_chosen_for
+        if chosen is None or not self.applications:
+            return None
+        changed = [
+            f"{component} {getattr(chosen, component)}"
+            for component in get_args(Component)
+            if getattr(chosen, component) != self.slot(component).checkpoint
+        ]
+        if not changed:
+            return None
+        return (
+            f"applications {', '.join(sorted(self.applications))} keep the K and weight a search chose for "
+            f"{' and '.join(changed)}; release {self.name} v{self.version} serves retriever "
+            f"{self.retriever.checkpoint} with reranker {self.reranker.checkpoint}. Run the search again "
+            "(backbone run RECIPE) to choose them for this pair."
+        )
 
 
 class Releases:
@@ -230,8 +268,9 @@ class Releases:
     ) -> ReleaseRecord:
         """Make release ``name`` serve exactly this: create it, or append a version that replaces everything.
 
-        What a search writes: its candidate backbone and every application's settings. If the current version
-        already serves exactly this, nothing is written and it is returned.
+        What a search writes: its candidate backbone and every application's settings, recorded as chosen for
+        this pair of checkpoints. If the current version already serves exactly this, nothing is written and it is
+        returned.
 
         Args:
             name: the release.
@@ -251,6 +290,7 @@ class Releases:
             3
         """
         content = self._content(retriever_checkpoint, retriever_index, reranker_checkpoint, applications)
+        content["settings_chosen_for"] = ChosenFor(retriever=retriever_checkpoint, reranker=reranker_checkpoint)
         if self._versions(name):
             current = self.current(name)
             if all(getattr(current, field) == value for field, value in content.items()):
@@ -433,7 +473,12 @@ def _replacing(
     current: ReleaseRecord, component: Component, slot: RetrieverSlot | RerankerSlot, change: str
 ) -> dict[str, Any]:
     """The content of a version that is ``current`` with ``component`` replaced by ``slot``."""
-    content = {"retriever": current.retriever, "reranker": current.reranker, "applications": current.applications}
+    content = {
+        "retriever": current.retriever,
+        "reranker": current.reranker,
+        "applications": current.applications,
+        "settings_chosen_for": current.settings_chosen_for,
+    }
     return {**content, component: slot, "change": change}
 
 
