@@ -25,7 +25,7 @@ from backbone.data import (
 from backbone.evaluation import DenseIndex
 from backbone.models import build_reranker, build_retriever, encode_passages, passage_text
 from backbone.recipes import Reranker, Retriever
-from backbone.registry import AppSettings, Lineage, Registry, ReleaseRecord, Releases
+from backbone.registry import AppSettings, Lineage, Registry, ReleaseRecord, Releases, index_key
 
 APPLICATIONS = {
     "default": AppSettings(k=8, top_n=3, rerank=True),
@@ -92,7 +92,7 @@ def publish_retriever(registry: Registry, model_dir: Path, documents: Path, spec
             name="retriever/test/index",
             lineage=Lineage(parents=[checkpoint.id], dataset_checksum=dataset_checksum(documents)),
             params={"checkpoint": checkpoint.id},
-            cache_key=f"index:{checkpoint.id}",
+            cache_key=index_key(checkpoint.id, dataset_checksum(documents)),
         )
     return checkpoint.id, index.id
 

@@ -20,7 +20,7 @@ from tiny_recipe import tiny_recipe
 
 from backbone.evaluation import DenseIndex
 from backbone.ray_runtime import resolve_use_gpu
-from backbone.registry import Registry
+from backbone.registry import Registry, find_index
 from backbone.training import StageRun, run_stage
 from s3_server import moto_s3
 
@@ -80,7 +80,7 @@ def test_training_stage_on_s3_adds_cpu_workers_and_they_leave_when_idle(
     assert not (private_backbone_home / "registry").exists()  # nothing fell back to the local default registry
     # A fresh reader of the same URI finds the checkpoint and its index, and both load from their local copies.
     reader = Registry(URI)
-    index = reader.find("index", f"index:{checkpoint.id}")
+    index = find_index(reader, checkpoint, checkpoint.lineage.dataset_checksum)
     assert index is not None and index.name == "retriever/refine/index" and index.lineage.parents == [checkpoint.id]
     reader.verify(checkpoint.id)
     model = SentenceTransformer(str(reader.materialize(checkpoint.id)))

@@ -14,7 +14,7 @@ from backbone.cli import app as cli
 from backbone.data import build_recipe_dataset, dataset_checksum, load_dataset, read_table
 from backbone.evaluation import read_parquet_run, read_trec_run
 from backbone.recipes import load_recipe
-from backbone.registry import Lineage, Registry, Releases
+from backbone.registry import Lineage, Registry, Releases, index_key
 from backbone.selection import Work, gather_evidence, search_inputs, select_backbone
 
 pytestmark = pytest.mark.cluster
@@ -94,7 +94,7 @@ def test_a_checkpoint_without_an_index_has_its_corpus_encoded_once(tiny_pipeline
     assert gather() == Work(corpus_encodings=1, retrieval_runs=1, rerank_passes=0, pairs_scored=0)
     assert gather() == Work(0, 0, 0, 0)
     (index,) = [m for m in registry.list("index") if m.lineage.parents == [copy.id]]
-    assert index.cache_key == f"index:{copy.id}"
+    assert index.cache_key == index_key(copy.id, inputs.data)
 
 
 def test_compare_prints_wins_and_a_significance_figure(tiny_pipeline: TinyPipeline, monkeypatch) -> None:

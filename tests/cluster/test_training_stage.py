@@ -272,7 +272,8 @@ def test_a_query_side_curriculum_encodes_the_corpus_once(
     assert (base.metrics["corpus_encodings"], trained.metrics["corpus_encodings"]) == (1, 0)
     assert trained.params["document_encoder"] == {"mode": "frozen", "checkpoint": base.id}
     [index] = registry.list("index")  # the stage published none of its own
-    assert find_index(registry, trained) == find_index(registry, base) == index
+    data = base.lineage.dataset_checksum
+    assert find_index(registry, trained, data) == find_index(registry, base, data) == index
     weights = {
         checkpoint.id: load_file(registry.materialize(checkpoint.id) / "document_0_Transformer" / "model.safetensors")
         for checkpoint in (base, trained)

@@ -16,7 +16,7 @@ from backbone.errors import BackboneError
 from backbone.evaluation import DenseIndex, evaluate
 from backbone.models import build_retriever, encode_passages
 from backbone.recipes import Recipe, recipe_hash
-from backbone.registry import Lineage, Registry
+from backbone.registry import Lineage, Registry, index_key
 from backbone.training import baseline_rows, reranker_candidates, stage_cache_key
 from backbone.training.candidates import RetrieverCandidates
 from backbone.training.inputs import build_stage_inputs
@@ -81,7 +81,7 @@ def _publish_base_retriever(recipe: Recipe, dataset: Path, registry: Registry, f
         folder / "index",
         name="retriever/base/index",
         lineage=Lineage(parents=[checkpoint.id], recipe_hash=lineage.recipe_hash, dataset_checksum=data),
-        cache_key=f"index:{checkpoint.id}",
+        cache_key=index_key(checkpoint.id, data),
     )
     return checkpoint.id
 

@@ -4,8 +4,9 @@ Every retriever checkpoint records a :class:`DocumentEncoder` in ``params["docum
 mode and the id of the checkpoint whose document tower it carries. A checkpoint that trained its passage side
 (``document_encoder: trained``), and every ``base`` checkpoint, carries its own (``checkpoint`` null); a stage that
 trained only the query tower (``document_encoder: frozen``) carries its parent's, and so, down the curriculum,
-the base checkpoint's. A corpus index names the checkpoint whose document tower encoded it as its lineage parent,
-and has the cache key ``index:<that id>``. So:
+the base checkpoint's. A corpus index names the checkpoint whose document tower encoded it as its lineage parent
+and the dataset whose corpus it holds as its lineage dataset, and has the cache key ``index:<that id>:<dataset>``.
+So:
 
 - :func:`find_index` is the one lookup of a checkpoint's index: the stage (its first ranking, re-mining and
   evaluation), the search's retrieval runs, and releases all call it, and every checkpoint of a frozen-document
@@ -57,23 +58,31 @@ def document_encoder(checkpoint: ArtifactManifest) -> str:
     return (recorded and DocumentEncoder.model_validate(recorded).checkpoint) or checkpoint.id
 
 
-def index_key(encoder: str) -> str:
-    """The cache key of the corpus index built with the document tower of checkpoint ``encoder``."""
-    return f"index:{encoder}"
+def index_key(encoder: str, dataset_checksum: str) -> str:
+    """The cache key of the index of dataset ``dataset_checksum``'s corpus built with checkpoint ``encoder``'s
+    document tower."""
+    return f"index:{encoder}:{dataset_checksum}"
 
 
-def find_index(registry: Registry, checkpoint: ArtifactManifest) -> ArtifactManifest | None:
-    """The corpus index that serves ``checkpoint``: the one its document encoder built, or ``None`` if none yet.
+def find_index(registry: Registry, checkpoint: ArtifactManifest, dataset_checksum: str) -> ArtifactManifest | None:
+    """The index of a dataset's corpus that serves ``checkpoint``: the one its document encoder built of that
+    corpus, or ``None`` if none yet (an index of another corpus never answers for this one).
 
     Args:
         registry: where the index is looked up.
         checkpoint: a retriever checkpoint.
+        dataset_checksum: the prepared dataset whose corpus the index must hold.
 
     Example:
-        >>> find_index(registry, registry.get(query_side_stage_id)).lineage.parents  # doctest: +SKIP
+        >>> find_index(registry, registry.get(query_side_stage_id), checksum).lineage.parents  # doctest: +SKIP
         ['checkpoint-20261126T061847Z-75e3b55a']
     """
-    return registry.find(ArtifactKind.INDEX, index_key(document_encoder(checkpoint)))
+    encoder = document_encoder(checkpoint)
+    if (found := registry.find(ArtifactKind.INDEX, index_key(encoder, dataset_checksum))) is not None:
+        return found
+    # Indexes published before the key named the dataset: keyed by the encoder alone, the dataset in the lineage.
+    legacy = registry.find(ArtifactKind.INDEX, f"index:{encoder}")
+    return legacy if legacy is not None and legacy.lineage.dataset_checksum == dataset_checksum else None
 
 
 def check_index_serves(index: ArtifactManifest, checkpoint: ArtifactManifest) -> None:
@@ -100,8 +109,8 @@ def publish_index(
     encoder: str,
     *,
     name: str,
+    dataset_checksum: str,
     recipe_hash: str | None = None,
-    dataset_checksum: str | None = None,
 ) -> ArtifactManifest:
     """Publish the corpus index in ``folder``, built with the document tower of checkpoint ``encoder``.
 
@@ -110,11 +119,12 @@ def publish_index(
         folder: the folder ``DenseIndex.save`` wrote.
         encoder: the id of the checkpoint whose document tower encoded the corpus (its :func:`document_encoder`).
         name: the artifact's name.
+        dataset_checksum: the prepared dataset whose corpus it indexes (serving checks documents against it).
         recipe_hash: the recipe's hash, for the lineage.
-        dataset_checksum: the dataset it indexes, for the lineage (serving checks documents against it).
 
     Example:
-        >>> publish_index(registry, folder, checkpoint.id, name="retriever/base/index")  # doctest: +SKIP
+        >>> publish_index(registry, folder, checkpoint.id, name="retriever/base/index", dataset_checksum=checksum)
+        ... # doctest: +SKIP
     """
     return registry.publish(
         ArtifactKind.INDEX,
@@ -122,5 +132,5 @@ def publish_index(
         name=name,
         lineage=Lineage(parents=[encoder], recipe_hash=recipe_hash, dataset_checksum=dataset_checksum),
         params={"checkpoint": encoder},
-        cache_key=index_key(encoder),
+        cache_key=index_key(encoder, dataset_checksum),
     )

@@ -103,7 +103,7 @@ def _index(
 
     A new one is published as its document encoder's: the checkpoint's document tower is that encoder's.
     """
-    if (found := find_index(registry, checkpoint)) is not None:
+    if (found := find_index(registry, checkpoint, inputs.data)) is not None:
         return DenseIndex.load(registry.materialize(found.id)), found, False
     index = DenseIndex.build(inputs.corpus_ids, encode_passages(model, spec, inputs.retriever_passages))
     with tempfile.TemporaryDirectory() as folder:

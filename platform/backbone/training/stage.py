@@ -110,7 +110,7 @@ def reranker_candidates(recipe: Recipe, dataset_dir: Path, registry: Registry) -
         return Bm25Candidates()
     key = stage_cache_key(recipe, "retriever", "base", None, dataset_checksum(dataset_dir))
     checkpoint = registry.find("checkpoint", key)
-    index = find_index(registry, checkpoint) if checkpoint else None
+    index = find_index(registry, checkpoint, dataset_checksum(dataset_dir)) if checkpoint else None
     if checkpoint is None or index is None:
         missing = "base checkpoint" if checkpoint is None else f"corpus index (of {checkpoint.id})"
         raise BackboneError(
@@ -173,7 +173,7 @@ def run_stage(
         metrics=getattr(recipe.evaluation, f"{component}_metrics"),
         seed=recipe.seed,
         threads=run.cpus_per_worker,
-        start_index=_index_of(registry, parent) if component == "retriever" and parent else None,
+        start_index=_index_of(registry, parent, data) if component == "retriever" and parent else None,
     )
     trainer = TorchTrainer(
         train_stage,
@@ -229,6 +229,6 @@ def run_stage(
     return checkpoint
 
 
-def _index_of(registry: Registry, checkpoint: ArtifactManifest) -> tuple[str, str] | None:
-    index = find_index(registry, checkpoint)
+def _index_of(registry: Registry, checkpoint: ArtifactManifest, data: str) -> tuple[str, str] | None:
+    index = find_index(registry, checkpoint, data)
     return (registry.uri, index.id) if index else None
