@@ -97,6 +97,44 @@ def test_a_checkpoint_without_an_index_has_its_corpus_encoded_once(tiny_pipeline
     assert index.cache_key == index_key(copy.id, inputs.data)
 
 
+def test_evaluate_gives_the_searchs_own_figures_for_its_release_and_writes_runs(
+    tiny_pipeline: TinyPipeline, tmp_path: Path
+) -> None:
+    outcome = tiny_pipeline.first.outcome
+    release = outcome.release
+    dataset = next((tiny_pipeline.home / "datasets").glob("*/manifest.json")).parent
+    args = ["evaluate", f"{release.name}@{release.version}", "--dataset", str(dataset), "--split", outcome.eval_split]
+    args += [
+        "--metrics",
+        "recall@10,ndcg@10",
+        "--out",
+        str(tmp_path / "out"),
+        "--registry",
+        str(tiny_pipeline.registry),
+    ]
+
+    result = CliRunner().invoke(cli, args)
+
+    assert result.exit_code == 0, result.output
+    assert f"{release.name} v{release.version} on split 'dev' of {dataset} (8 queries)" in result.output
+    # Every run and score was the search's: the evaluation did no model work.
+    assert "model work: 0 corpus encodings, 0 query runs, 0 rerank passes (0 pairs)" in result.output
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in result.output.splitlines() if " | " in line}
+    for reported in outcome.reported:
+        if reported.label.startswith("chosen: "):
+            app = reported.label.removeprefix("chosen: ")
+            recall, ndcg = (float(cell.strip(" |")) for cell in rows[app][2:4])
+            expected = (reported.held_out["recall@10"], reported.held_out["ndcg@10"])
+            assert (recall, ndcg) == pytest.approx(expected, abs=5e-5)  # printed to 4 decimals
+    retriever = outcome.held_out_retriever_only[outcome.choice.retriever]
+    assert float(rows["retriever"][3].strip(" |")) == pytest.approx(retriever["ndcg@10"], abs=5e-5)
+    written = sorted(path.name for path in (tmp_path / "out").iterdir())
+    assert written == sorted(
+        ["api.trec", "search.trec", "research.trec", "retriever.trec", "per_query.parquet"]
+        + [f"reranker@{k}.trec" for k in sorted({s.k for s in release.applications.values() if s.calls_reranker})]
+    )
+
+
 def test_compare_prints_wins_and_a_significance_figure(tiny_pipeline: TinyPipeline, monkeypatch) -> None:
     registry = Registry(str(tiny_pipeline.registry))
     releases = Releases(registry)

@@ -1,4 +1,5 @@
-"""``backbone run`` and ``backbone compare``: run a recipe end to end, and A/B two releases offline."""
+"""``backbone run``, ``backbone evaluate`` and ``backbone compare``: run a recipe end to end, score a release or a
+checkpoint on any prepared dataset, and A/B two releases offline."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from backbone.cli.registry import RegistryOption
 from backbone.pipeline import run_pipeline
 from backbone.ray_runtime import ensure_ray
 from backbone.registry import Registry
-from backbone.selection import compare_releases
+from backbone.selection import DEFAULT_METRICS, Evaluation, Scored, compare_releases, evaluate_target, write_evaluation
 
 
 def run(
@@ -57,3 +58,66 @@ def compare(
             f"{row.wins} | {row.ties} | {row.losses} | {row.p_value:.4f} | {row.latency_a_ms:.1f} | "
             f"{row.latency_b_ms:.1f} |"
         )
+
+
+def evaluate(
+    target: Annotated[
+        str, typer.Argument(help="A release (NAME, or NAME@VERSION) or the id of a retriever or reranker checkpoint.")
+    ],
+    dataset: Annotated[
+        Path, typer.Option(help="A prepared dataset folder (backbone data prepare ...): its split is scored.")
+    ],
+    split: Annotated[str, typer.Option(help="The split whose judged queries are scored.")] = "test",
+    metrics: Annotated[
+        str, typer.Option(help="Comma-separated metric@k names (ranx's: ndcg, mrr, recall, precision, map, ...).")
+    ] = ",".join(DEFAULT_METRICS),
+    k: Annotated[int, typer.Option(help="For a reranker checkpoint: how many candidates it reorders.")] = 20,
+    candidates: Annotated[
+        str | None,
+        typer.Option(help="For a reranker checkpoint: the retriever checkpoint whose top K it reorders."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write each ranking as TREC and the per-query metrics as Parquet here.")
+    ] = None,
+    registry: RegistryOption = None,
+) -> None:
+    """Score what serves (or a checkpoint) on a split of any prepared dataset: each component and each application.
+
+    Uses the search's own evaluation and caches; a corpus with no index yet is encoded first (said in the output).
+    """
+    ensure_ray()
+    names = [metric.strip() for metric in metrics.split(",") if metric.strip()]
+    evaluation = evaluate_target(Registry(registry), target, dataset, split, names, k=k, candidates=candidates)
+    typer.echo(_evaluation_text(evaluation))
+    if out is not None:
+        written = write_evaluation(evaluation, out)
+        typer.echo(f"wrote {len(written)} files to {out}: " + ", ".join(path.name for path in written))
+
+
+def _evaluation_text(evaluation: Evaluation) -> str:
+    lines = [
+        f"{evaluation.target} on split {evaluation.split!r} of {evaluation.dataset} ({evaluation.queries} queries)",
+        *(f"note: {note}" for note in evaluation.notes),
+        f"model work: {evaluation.work}",
+        "",
+        "Each component on its own",
+        *_metrics_table("ranking", evaluation.components, evaluation.metrics),
+    ]
+    if evaluation.applications:
+        lines += [
+            "",
+            "Each application end to end",
+            *_metrics_table("application", evaluation.applications, evaluation.metrics),
+        ]
+    return "\n".join(lines)
+
+
+def _metrics_table(first: str, rows: list[Scored], metrics: list[str]) -> list[str]:
+    return [
+        f"| {first} | how | " + " | ".join(metrics) + " |",
+        "| --- | --- | " + " | ".join("---:" for _ in metrics) + " |",
+        *(
+            f"| {row.name} | {row.description} | " + " | ".join(f"{row.metrics[m]:.4f}" for m in metrics) + " |"
+            for row in rows
+        ),
+    ]

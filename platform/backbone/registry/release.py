@@ -27,6 +27,7 @@ from backbone.registry.store import Registry
 Component = Literal["retriever", "reranker"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_REFERENCE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*?)(?:@v?(?P<version>\d+))?$")
 _VERSION_FILE = re.compile(r"^v(\d{6,})\.json$")
 # Each retry follows another writer's success, so running out means heavy contention, not a bug.
 _MAX_ATTEMPTS = 50
@@ -219,6 +220,23 @@ class Releases:
             raise RegistryError(f"the file of release {name!r} v{version} holds {record.name!r} v{record.version}")
         self._records[key] = record
         return record
+
+    def resolve(self, reference: str) -> ReleaseRecord:
+        """The version a reference names: ``NAME`` (its current version) or ``NAME@N`` / ``NAME@vN`` (version N).
+
+        Raises:
+            RegistryError: the reference is malformed, or names an unknown release or version.
+
+        Example:
+            >>> releases.resolve("stard-mini@1").version  # doctest: +SKIP
+            1
+        """
+        match = _REFERENCE.match(reference)
+        if match is None:
+            raise RegistryError(f"{reference!r} names no release: use NAME or NAME@VERSION")
+        if match["version"] is None:
+            return self.current(match["name"])
+        return self.get(match["name"], int(match["version"]))
 
     def create(
         self,

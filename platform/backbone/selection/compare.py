@@ -3,7 +3,6 @@ and the latency difference, for each application both releases serve."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from backbone.selection.evidence import Evidence, gather_evidence
 from backbone.selection.inputs import search_inputs
 from backbone.settings import datasets_dir
 
-_RELEASE_REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*?)(?:@v?(?P<version>\d+))?$")
 _TIE = 1e-9
 
 
@@ -82,7 +80,7 @@ def compare_releases(
         >>> for row in compare_releases(Registry(), "stard-mini@1", "stard-mini"):  # doctest: +SKIP
         ...     print(row.application, row.mean_a, row.mean_b, row.p_value)
     """
-    records = [_record(Releases(registry), reference) for reference in (release_a, release_b)]
+    records = [Releases(registry).resolve(reference) for reference in (release_a, release_b)]
     common = [name for name in records[0].applications if name in records[1].applications]
     if not common:
         raise BackboneError(
@@ -122,15 +120,6 @@ def _compare(
         latency_a_ms=latencies[0],
         latency_b_ms=latencies[1],
     )
-
-
-def _record(releases: Releases, reference: str) -> ReleaseRecord:
-    match = _RELEASE_REF.match(reference)
-    if match is None:
-        raise BackboneError(f"{reference!r} names no release: use NAME or NAME@VERSION")
-    if match["version"] is None:
-        return releases.current(match["name"])
-    return releases.get(match["name"], int(match["version"]))
 
 
 def _dataset_of(registry: Registry, records: list[ReleaseRecord]) -> Path:
