@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -135,6 +136,22 @@ def test_corruption_after_a_verified_load_is_still_caught(registry: Registry) ->
 
     with pytest.raises(ChecksumError, match=r"model\.safetensors"):
         registry.materialize(manifest.id)
+
+
+@pytest.mark.parametrize("bad", ["../x", "../../outside.txt", "/etc/passwd", "a/../../b", "a//b", "./a", "C:x", "a\\b"])
+def test_a_manifest_whose_file_path_could_leave_the_artifact_folder_is_refused(
+    registry: Registry, tmp_path: Path, bad: str
+) -> None:
+    manifest = publish(registry, files={"config.json": b"{}"})
+    path = Path(registry.root.base) / "artifacts" / manifest.id / "manifest.json"
+    raw = json.loads(path.read_text())
+    raw["files"][bad] = raw["files"]["config.json"]
+    path.write_text(json.dumps(raw))
+
+    refused = re.compile(rf"{manifest.id} .* is malformed: .*{re.escape(repr(bad))} is not a plain", re.DOTALL)
+    with pytest.raises(RegistryError, match=refused):
+        Registry(registry.uri).materialize(manifest.id, tmp_path / "dest" / "copy")
+    assert not (tmp_path / "dest").exists() and not (tmp_path / "outside.txt").exists()
 
 
 def test_missing_file_is_refused(registry: Registry) -> None:

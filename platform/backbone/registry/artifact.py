@@ -16,7 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, FiniteFloat
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, FiniteFloat, field_validator
 
 import backbone
 from backbone.errors import RegistryError
@@ -182,5 +182,19 @@ class ArtifactManifest(BaseModel):
         default=None, description="Key of the work that produced it, so a repeat of that work can reuse it."
     )
     files: dict[str, FileEntry] = Field(
-        default_factory=dict, description="Every file, by path relative to the artifact's folder ('/' separated)."
+        default_factory=dict,
+        description="Every file, by path relative to the artifact's folder ('/' separated, no '.' or '..' part): "
+        "a path that could leave the folder is refused when the manifest is read.",
     )
+
+    @field_validator("files")
+    @classmethod
+    def _paths_stay_inside(cls, files: dict[str, FileEntry]) -> dict[str, FileEntry]:
+        for path in files:
+            parts = path.split("/")
+            if path.startswith("/") or "\\" in path or ":" in parts[0] or any(p in ("", ".", "..") for p in parts):
+                raise ValueError(
+                    f"file path {path!r} is not a plain relative path inside the artifact folder "
+                    "('/' separated, no empty, '.' or '..' part, no backslash or drive)"
+                )
+        return files
