@@ -154,6 +154,21 @@ def test_a_manifest_whose_file_path_could_leave_the_artifact_folder_is_refused(
     assert not (tmp_path / "dest").exists() and not (tmp_path / "outside.txt").exists()
 
 
+def test_pickle_weights_are_refused_at_publish_and_at_read(registry: Registry, tmp_path: Path) -> None:
+    folder = write_files(tmp_path / "model", {"config.json": b"{}", "pytorch_model.bin": b"\x80\x04pickle"})
+    with pytest.raises(RegistryError, match=r"'pytorch_model.bin' is a pickle .* save weights as safetensors"):
+        registry.publish("checkpoint", folder, name="retriever/pickled", lineage=Lineage())
+    assert registry.list() == []
+
+    manifest = publish(registry, files={"config.json": b"{}"})
+    path = Path(registry.root.base) / "artifacts" / manifest.id / "manifest.json"
+    raw = json.loads(path.read_text())
+    raw["files"]["weights.PT"] = raw["files"]["config.json"]
+    path.write_text(json.dumps(raw))
+    with pytest.raises(RegistryError, match=re.compile(r"is malformed: .*'weights.PT' is a pickle", re.DOTALL)):
+        Registry(registry.uri).materialize(manifest.id)
+
+
 def test_missing_file_is_refused(registry: Registry) -> None:
     manifest = publish(registry)
     (Path(registry.root.base) / "artifacts" / manifest.id / "files" / "config.json").unlink()

@@ -154,6 +154,34 @@ class FileEntry(BaseModel):
     size: int = Field(description="Size of the file in bytes.", ge=0)
 
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
+"""File endings of pickled objects (``torch.save``, ``pickle``, ``joblib``), refused in every manifest."""
+
+
+def check_file_path(path: str) -> str:
+    """Refuse a path of an artifact's file that could leave its folder, or that names a pickle.
+
+    Raises:
+        ValueError: absolute, with an empty, ``.`` or ``..`` part, a backslash or a drive; or a pickle suffix.
+
+    Example:
+        >>> check_file_path("1_Pooling/config.json")
+        '1_Pooling/config.json'
+    """
+    parts = path.split("/")
+    if path.startswith("/") or "\\" in path or ":" in parts[0] or any(part in ("", ".", "..") for part in parts):
+        raise ValueError(
+            f"file path {path!r} is not a plain relative path inside the artifact folder "
+            "('/' separated, no empty, '.' or '..' part, no backslash or drive)"
+        )
+    if path.lower().endswith(PICKLE_SUFFIXES):
+        raise ValueError(
+            f"file {path!r} is a pickle (loading it runs arbitrary code): the registry stores no pickle; "
+            "save weights as safetensors (sentence-transformers and transformers do by default)"
+        )
+    return path
+
+
 class ArtifactManifest(BaseModel):
     """Everything the registry knows about one published artifact; written once, never changed.
 
@@ -184,17 +212,13 @@ class ArtifactManifest(BaseModel):
     files: dict[str, FileEntry] = Field(
         default_factory=dict,
         description="Every file, by path relative to the artifact's folder ('/' separated, no '.' or '..' part): "
-        "a path that could leave the folder is refused when the manifest is read.",
+        "a path that could leave the folder, or a pickle file (PICKLE_SUFFIXES), is refused when the manifest is "
+        "written or read.",
     )
 
     @field_validator("files")
     @classmethod
     def _paths_stay_inside(cls, files: dict[str, FileEntry]) -> dict[str, FileEntry]:
         for path in files:
-            parts = path.split("/")
-            if path.startswith("/") or "\\" in path or ":" in parts[0] or any(p in ("", ".", "..") for p in parts):
-                raise ValueError(
-                    f"file path {path!r} is not a plain relative path inside the artifact folder "
-                    "('/' separated, no empty, '.' or '..' part, no backslash or drive)"
-                )
+            check_file_path(path)
         return files

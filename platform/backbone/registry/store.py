@@ -41,6 +41,7 @@ from backbone.registry.artifact import (
     Lineage,
     artifact_id_time,
     check_artifact_id,
+    check_file_path,
     new_artifact_id,
 )
 from backbone.registry.checksum import (
@@ -156,15 +157,15 @@ class Registry:
                 cache_key=cache_key,
             )
             manifest.model_dump_json()  # fail on unserializable params before uploading gigabytes
-        except (ValidationError, PydanticSerializationError) as err:
+            relpaths = [check_file_path(relpath) for relpath in _relative_files(source)]
+        except (ValidationError, PydanticSerializationError, ValueError) as err:
             raise RegistryError(f"cannot publish {source} as {name!r}: {err}") from err
 
         folder = _artifact_dir(manifest.id)
         files = posixpath.join(folder, "files")
         self.root.make_dir(files)  # an artifact with no files still materializes as an (empty) folder
         entries = {
-            relpath: _upload_file(self.root, source / relpath, posixpath.join(files, relpath))
-            for relpath in _relative_files(source)
+            relpath: _upload_file(self.root, source / relpath, posixpath.join(files, relpath)) for relpath in relpaths
         }
         manifest = manifest.model_copy(update={"files": entries})
         self.root.write_atomic(posixpath.join(folder, "manifest.json"), manifest.model_dump_json(indent=2).encode())
