@@ -1,4 +1,5 @@
-"""The whole method in one call: prepare the dataset, train both curricula, search stage assignments, release.
+"""The whole method in one call: prepare the dataset, train both curricula, search stage assignments, release;
+and its training half alone (:func:`train_recipe`, ``backbone train`` and ``jobs/train.py``).
 
 Every step reuses what the registry already holds (prepared dataset, stage checkpoints, indexes, runs, pair
 scores, the Tune experiment, the release), so running it again does no model work.
@@ -7,17 +8,21 @@ scores, the Tune experiment, the release), so running it again does no model wor
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from backbone.data import build_recipe_dataset
 from backbone.errors import BackboneError
 from backbone.ray_runtime import ensure_ray
 from backbone.recipes import load_recipe
-from backbone.registry import Registry
+from backbone.registry import Component, Registry
 from backbone.selection import Selection, select_backbone
 from backbone.settings import backbone_home
-from backbone.training import StageRun, published_stages, train_component
+from backbone.training import StageResult, StageRun, baseline_rows, published_stages, results_table, train_component
 
 
 def run_pipeline(
@@ -62,6 +67,83 @@ def run_pipeline(
     return select_backbone(
         recipe, dataset_dir, registry, checkpoints, report_dir or backbone_home() / "reports" / recipe.name
     )
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What :func:`train_recipe` trained, as tables.
+
+    Args:
+        recipe: the recipe's name.
+        run: the workers and resources each stage ran with.
+        tables: each component's per-stage table (Markdown), baselines first.
+    """
+
+    recipe: str
+    run: StageRun
+    tables: list[str]
+
+    def markdown(self, command: str) -> str:
+        """The tables as a Markdown page that names the command regenerating it, the machine and the date."""
+        machine = f"{os.cpu_count()} CPU cores" + (", GPU" if self.run.use_gpu else "")
+        return (
+            f"# Per-stage results: {self.recipe}\n\n"
+            f"Regenerate with `{command}` ({self.run.workers} Ray Train workers, {machine}, "
+            f"{datetime.now(UTC):%Y-%m-%d}). Metrics are on the recipe's evaluation split; the retriever's over the "
+            "whole corpus, the reranker's over its fixed candidate lists (BM25's or the untrained retriever's, as "
+            "`reranker.candidates` says).\n\n" + "\n\n".join(self.tables) + "\n"
+        )
+
+
+def train_recipe(
+    recipe_path: Path,
+    *,
+    components: Sequence[Component] = ("retriever", "reranker"),
+    stages: Sequence[str] | None = None,
+    registry_uri: str | None = None,
+    workers: int | None = None,
+    use_gpu: bool | None = None,
+) -> Trained:
+    """Train components of a recipe through their curricula; return each one's per-stage table (Markdown).
+
+    Each table starts with what the stages must beat (BM25; for the reranker also the retriever's own order when
+    it reranks the retriever's candidates) and then the base model and every stage trained or reused.
+
+    Args:
+        recipe_path: the recipe's YAML file.
+        components: which components to train, in order.
+        stages: train each component up to these stages of its curriculum (default: every stage).
+        registry_uri: the artifact registry (default: ``$BACKBONE_REGISTRY``).
+        workers: Ray Train workers per stage (default: the recipe's).
+        use_gpu: train on GPUs (default: the recipe's).
+
+    Raises:
+        BackboneError: a bad recipe, missing data or models, or a stage name a component's curriculum lacks.
+
+    Example:
+        >>> print(train_recipe(Path("jobs/recipes/stard-mini.yaml"), components=["retriever"]).tables[0])
+        ... # doctest: +SKIP
+        | retriever | recall@20 | ... |
+    """
+    recipe = load_recipe(recipe_path)
+    dataset_dir = build_recipe_dataset(recipe.dataset, recipe.name)
+    registry = Registry(registry_uri)
+    ensure_ray()
+    run = StageRun.from_recipe(recipe.resources, workers, use_gpu)
+    trained: dict[Component, list[StageResult]] = {
+        component: train_component(recipe, component, dataset_dir, registry, run, stages) for component in components
+    }
+    # After training: the reranker's "retriever order" row reads the retriever's published base checkpoint.
+    baselines = baseline_rows(recipe, dataset_dir, registry)
+    tables = [
+        results_table(
+            component,
+            getattr(recipe.evaluation, f"{component}_metrics"),
+            [*baselines[component], *((f"{r.stage} ({r.checkpoint.id})", r.checkpoint.metrics) for r in results)],
+        )
+        for component, results in trained.items()
+    ]
+    return Trained(recipe.name, run, tables)
 
 
 def job_main(argv: list[str] | None, *, train: bool, description: str) -> int:

@@ -135,6 +135,24 @@ def test_evaluate_gives_the_searchs_own_figures_for_its_release_and_writes_runs(
     )
 
 
+def test_train_command_reuses_the_pipelines_stages_and_prints_their_tables(tiny_pipeline: TinyPipeline) -> None:
+    args = ["train", str(tiny_pipeline.recipe), "--component", "retriever", "--registry", str(tiny_pipeline.registry)]
+    before = [manifest.id for manifest in Registry(str(tiny_pipeline.registry)).list("checkpoint")]
+
+    result = CliRunner().invoke(cli, args)
+
+    assert result.exit_code == 0, result.output
+    trained = tiny_pipeline.first.outcome.checkpoints["retriever"]
+    lines = [line for line in result.output.splitlines() if line.startswith("| ")]
+    assert lines[0] == "| retriever | recall@10 | ndcg@10 | examples | examples/s |"
+    labels = [line.split(" | ")[0].removeprefix("| ") for line in lines[2:]]
+    assert labels == ["bm25", *(f"{stage} ({checkpoint})" for stage, checkpoint in trained.items())]
+    assert "| reranker |" not in result.output  # only the component asked for
+    assert [manifest.id for manifest in Registry(str(tiny_pipeline.registry)).list("checkpoint")] == before
+    unknown = CliRunner().invoke(cli, [*args, "--stage", "nope"])
+    assert unknown.exit_code != 0 and "--stages: retriever has no stage nope; it has align" in str(unknown.exception)
+
+
 def test_compare_prints_wins_and_a_significance_figure(tiny_pipeline: TinyPipeline, monkeypatch) -> None:
     registry = Registry(str(tiny_pipeline.registry))
     releases = Releases(registry)

@@ -21,6 +21,7 @@ def test_every_command_has_help() -> None:
     names = {" ".join(path) for path, _ in commands}
     assert {"data prepare stard", "data prepare beir", "data subset", "data build", "data show"} <= names
     assert {"recipe check", "registry list", "registry show", "release show", "release history"} <= names
+    assert {"run", "train", "evaluate", "compare", "release promote", "deploy", "status", "rollback"} <= names
     runner = CliRunner()
     for path, command in commands:
         result = runner.invoke(app, [*path, "--help"])

@@ -1,17 +1,18 @@
-"""``backbone run``, ``backbone evaluate`` and ``backbone compare``: run a recipe end to end, score a release or a
-checkpoint on any prepared dataset, and A/B two releases offline."""
+"""``backbone run``, ``backbone train``, ``backbone evaluate`` and ``backbone compare``: run a recipe end to end,
+train its curricula alone, score a release or a checkpoint on any prepared dataset, and A/B two releases offline."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
 from backbone.cli.registry import RegistryOption
-from backbone.pipeline import run_pipeline
+from backbone.pipeline import run_pipeline, train_recipe
 from backbone.ray_runtime import ensure_ray
-from backbone.registry import Registry
+from backbone.registry import Component, Registry
 from backbone.selection import DEFAULT_METRICS, Evaluation, Scored, compare_releases, evaluate_target, write_evaluation
 
 
@@ -35,6 +36,34 @@ def run(
         recipe, registry_uri=registry, workers=workers, use_gpu=gpu, report_dir=report_dir, train=not search_only
     )
     typer.echo(selection.describe())
+
+
+def train(
+    recipe: Annotated[Path, typer.Argument(help="The recipe's YAML file, e.g. jobs/recipes/stard-mini.yaml.")],
+    component: Annotated[
+        Literal["retriever", "reranker", "all"],
+        typer.Option(help="Which component to train; all: the retriever, then the reranker."),
+    ] = "all",
+    stages: Annotated[
+        list[str] | None,
+        typer.Option("--stage", help="Train up to this stage of each curriculum (repeatable; default: every stage)."),
+    ] = None,
+    registry: RegistryOption = None,
+    workers: Annotated[int | None, typer.Option(help="Ray Train workers per stage (default: the recipe's).")] = None,
+    gpu: Annotated[bool | None, typer.Option("--gpu/--no-gpu", help="Train on GPUs (default: the recipe's).")] = None,
+    report: Annotated[Path | None, typer.Option(help="Also write the tables to this Markdown file.")] = None,
+) -> None:
+    """Prepare the data and train components through their curricula alone; print each per-stage table.
+
+    Every stage already in the registry is reused. Starts a private local Ray unless RAY_ADDRESS names a cluster.
+    """
+    components: list[Component] = ["retriever", "reranker"] if component == "all" else [component]
+    trained = train_recipe(
+        recipe, components=components, stages=stages, registry_uri=registry, workers=workers, use_gpu=gpu
+    )
+    typer.echo("\n\n".join(trained.tables))
+    if report is not None:
+        report.write_text(trained.markdown(" ".join(["backbone", *sys.argv[1:]])), encoding="utf-8")
 
 
 def compare(
