@@ -84,10 +84,22 @@ def test_info_health_and_openapi(served) -> None:
     assert info["retriever"]["max_lengths"] == {"query": 32, "passage": 64}
     assert info["reranker"]["max_lengths"] == {"query": 32, "pair": 96}
     assert info["retriever"]["documents"] == 24
-    assert served.http.get("/healthz").json()["status"] == "ok"
+    assert served.http.get("/healthz").json() == {"status": "ok", "release": served.release.record.name}
+    ready = served.http.get("/readyz", headers={"X-Request-Id": "probe-1"})
+    assert ready.status_code == 200 and ready.headers["x-request-id"] == "probe-1"
+    record = served.release.record
+    assert ready.json() == {
+        "status": "ready",
+        "release": record.name,
+        "versions": {
+            "retriever": record.retriever.checkpoint,
+            "index": record.retriever.index,
+            "reranker": record.reranker.checkpoint,
+        },
+    }
     assert served.http.get("/docs").status_code == 200
     schema = served.http.get("/openapi.json").json()
-    assert {"/v1/search", "/v1/embeddings", "/v1/rerank", "/v1/info", "/healthz"} <= set(schema["paths"])
+    assert {"/v1/search", "/v1/embeddings", "/v1/rerank", "/v1/info", "/healthz", "/readyz"} <= set(schema["paths"])
     assert schema["components"]["schemas"]["SearchRequest"]["examples"][0]["query"] == QUERY
 
 
@@ -122,6 +134,7 @@ def test_bad_input_gets_a_clear_4xx(served, path: str, body: object, status: int
         answer = served.http.post(path, json=body)
     assert answer.status_code == status, answer.text
     assert message in answer.json()["error"]
+    assert answer.json()["request_id"] == answer.headers["x-request-id"] != ""
 
 
 def test_bad_inputs_crashed_no_replica(served) -> None:

@@ -1,8 +1,9 @@
 """The HTTP gateway: a FastAPI ingress that calls the retriever and the reranker through deployment handles.
 
 Routes: ``POST /v1/search``, ``POST /v1/embeddings`` (OpenAI), ``POST /v1/rerank`` (Cohere), ``GET /v1/info``,
-``GET /healthz``, and the OpenAPI document at ``/docs``. There is no route that deploys or rolls back: those are
-CLI and registry actions (``backbone deploy``, ``backbone rollback``).
+``GET /healthz`` (liveness), ``GET /readyz`` (both components answering), and the OpenAPI document at ``/docs``.
+There is no route that deploys or rolls back: those are CLI and registry actions (``backbone deploy``,
+``backbone rollback``).
 
 No ``from __future__ import annotations`` here: ``serve.ingress`` re-wraps the routes, and FastAPI must see the
 request models as classes, not strings, or it reads them as query parameters.
@@ -10,6 +11,7 @@ request models as classes, not strings, or it reads them as query parameters.
 
 import asyncio
 import base64
+import logging
 import uuid
 from typing import Any
 
@@ -19,7 +21,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from backbone.serving.config import GatewayConfig, Limits
-from backbone.serving.http_errors import BodySizeLimit, install_error_handlers
+from backbone.serving.http_errors import BodySizeLimit, RequestId, install_error_handlers, request_id
 from backbone.serving.pipeline import ranked_hits
 from backbone.serving.schemas import (
     ComponentInfo,
@@ -28,6 +30,7 @@ from backbone.serving.schemas import (
     EmbeddingResponse,
     ErrorResponse,
     InfoResponse,
+    ReadyResponse,
     RerankDocument,
     RerankRequest,
     RerankResponse,
@@ -59,6 +62,8 @@ install_error_handlers(api)
 # The limit is read per request so that a reconfigured gateway applies its new one; before any config, the default.
 _current_limits: list[Limits] = [Limits()]
 api.add_middleware(BodySizeLimit, limit=lambda: _current_limits[0].max_body_bytes)
+api.add_middleware(RequestId)  # outermost: every answer, a 413 included, carries the request's id
+logger = logging.getLogger("ray.serve")
 
 
 def _refuse_over(value: int, limit: int, what: str) -> None:
@@ -99,13 +104,18 @@ class Gateway:
         return self._config
 
     async def _call(self, response: Any, timeout: float, component: str) -> Any:
-        """Await a component's answer; a failure or a missed deadline is a 503 naming the component."""
+        """Await a component's answer; a failure or a missed deadline is a 503 naming the component.
+
+        A failure's detail (for a Ray task error, a remote traceback with hosts, pids and paths) goes to the
+        gateway's log under the request's id, never into the answer.
+        """
         try:
             return await asyncio.wait_for(response, timeout)
         except TimeoutError:
             raise HTTPException(503, f"{component}: no answer within {timeout} s") from None
-        except Exception as err:  # any failure inside the component: report it, keep the gateway serving
-            raise HTTPException(503, f"{component} failed: {type(err).__name__}: {err}") from None
+        except Exception as err:  # any failure inside the component: log it, keep the gateway serving
+            logger.error("request %s: %s failed: %s: %s", request_id(), component, type(err).__name__, err)
+            raise HTTPException(503, f"{component} failed (request {request_id()}; the detail is logged)") from None
 
     @api.post("/v1/search", response_model=SearchResponse, responses=_REFUSALS)
     async def search(self, request: SearchRequest) -> SearchResponse:
@@ -210,6 +220,19 @@ class Gateway:
         )
 
     @api.get("/healthz")
-    async def healthz(self) -> dict[str, str]:
-        """``{"status": "ok"}`` once the gateway has its config (the components answer through /v1/info)."""
-        return {"status": "ok", "release": self.config.release}
+    async def healthz(self) -> dict[str, str | None]:
+        """Liveness: ``{"status": "ok"}`` while the gateway answers, with its release (null before a config)."""
+        return {"status": "ok", "release": self._config.release if self._config else None}
+
+    @api.get("/readyz", response_model=ReadyResponse, responses=_REFUSALS)
+    async def readyz(self) -> ReadyResponse:
+        """Readiness: both components loaded and answering within the retrieval deadline; else a 503 naming one."""
+        config = self.config
+        retriever, reranker = await asyncio.gather(
+            self._call(self._retriever.info.remote(), config.retrieve_timeout_s, "retriever"),
+            self._call(self._reranker.info.remote(), config.retrieve_timeout_s, "reranker"),
+        )
+        versions = Versions(
+            retriever=retriever["checkpoint"], index=retriever["index"], reranker=reranker["checkpoint"]
+        )
+        return ReadyResponse(status="ready", release=config.release, versions=versions)

@@ -1,8 +1,13 @@
-"""How the gateway refuses bad requests: a body size limit and one-line JSON errors naming the request part."""
+"""How the gateway refuses bad requests: a body size limit, one-line JSON errors naming the request part, and a
+request id on every answer (the ``X-Request-Id`` header, and ``request_id`` in every error body) that ties an answer
+to the gateway's log line about it."""
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,6 +15,50 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUEST_ID_HEADER = "x-request-id"
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_request_id: ContextVar[str] = ContextVar("request_id", default="-")
+
+
+def request_id() -> str:
+    """The id of the request being answered (``-`` outside a request)."""
+    return _request_id.get()
+
+
+class RequestId:
+    """ASGI middleware giving every request an id: the client's ``X-Request-Id`` if it is a plain token of at most
+    64 characters, else a new one; the answer carries it back in the same header.
+
+    Example:
+        >>> api.add_middleware(RequestId)  # doctest: +SKIP
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
+        token = _request_id.set(given if _CLIENT_ID.match(given) else uuid.uuid4().hex)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != REQUEST_ID_HEADER.encode()]
+                message = {**message, "headers": [*headers, (REQUEST_ID_HEADER.encode(), request_id().encode())]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            _request_id.reset(token)
+
+
+def error_body(message: str) -> dict[str, str]:
+    """The JSON body of every refusal: the message and the request's id."""
+    return {"error": message, "request_id": request_id()}
 
 
 class BodyTooLargeError(Exception):
@@ -64,11 +113,12 @@ class BodySizeLimit:
 
 
 def _too_large(limit: int) -> JSONResponse:
-    return JSONResponse({"error": f"request body: larger than the limit of {limit} bytes"}, status_code=413)
+    return JSONResponse(error_body(f"request body: larger than the limit of {limit} bytes"), status_code=413)
 
 
 def install_error_handlers(api: FastAPI) -> None:
-    """Answer every refused request with ``{"error": "..."}``: 400 malformed JSON, 422 invalid fields.
+    """Answer every refused request with ``{"error": "...", "request_id": "..."}``: 400 malformed JSON, 422 invalid
+    fields, and the gateway's own refusals (404, 413, 422, 503).
 
     Example:
         >>> install_error_handlers(api)  # doctest: +SKIP
@@ -80,12 +130,12 @@ def install_error_handlers(api: FastAPI) -> None:
         malformed = [problem for problem in problems if problem["type"] == "json_invalid"]
         if malformed:
             context = malformed[0].get("ctx", {}).get("error", "")
-            return JSONResponse({"error": f"request body: malformed JSON ({context})"}, status_code=400)
-        return JSONResponse({"error": "; ".join(_describe(problem) for problem in problems)}, status_code=422)
+            return JSONResponse(error_body(f"request body: malformed JSON ({context})"), status_code=400)
+        return JSONResponse(error_body("; ".join(_describe(problem) for problem in problems)), status_code=422)
 
     @api.exception_handler(HTTPException)
     async def refused(_: Request, err: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(err.detail)}, status_code=err.status_code, headers=err.headers)
+        return JSONResponse(error_body(str(err.detail)), status_code=err.status_code, headers=err.headers)
 
 
 def _describe(problem: dict[str, Any]) -> str:

@@ -216,6 +216,16 @@ class ComponentInfo(BaseModel):
     documents: int | None = Field(None, description="Documents in the index (retriever only).")
 
 
+class ReadyResponse(BaseModel):
+    """Both components loaded and answering."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: str = Field(description="Always 'ready' (an unready gateway answers 503).")
+    release: str = Field(description="The release served.")
+    versions: Versions = Field(description="The retriever, index and reranker that answered.")
+
+
 class InfoResponse(BaseModel):
     """What serves: the release, its components, its applications and the request limits."""
 
@@ -235,3 +245,6 @@ class ErrorResponse(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     error: str = Field(description="What is wrong, naming the part of the request at fault.")
+    request_id: str = Field(
+        description="The request's id (also the X-Request-Id header): the gateway's log names it with the detail."
+    )
