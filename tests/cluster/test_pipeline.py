@@ -15,7 +15,7 @@ from backbone.data import build_recipe_dataset, dataset_checksum, load_dataset, 
 from backbone.evaluation import read_parquet_run, read_trec_run
 from backbone.recipes import load_recipe
 from backbone.registry import Lineage, Registry, Releases, index_key
-from backbone.selection import Work, gather_evidence, search_inputs, select_backbone
+from backbone.selection import Work, choose_backbone, gather_evidence, search_inputs, select_backbone
 
 pytestmark = pytest.mark.cluster
 
@@ -176,6 +176,39 @@ def test_compare_prints_wins_and_a_significance_figure(tiny_pipeline: TinyPipeli
         wins, ties, losses, p_value = lines[app_name][4:8]
         assert int(wins) + int(ties) + int(losses) == 8 and 0.0 <= float(p_value) <= 1.0
     releases.rollback("tiny-pipeline", "reranker")
+
+
+def test_promote_rechoose_k_chooses_what_the_search_would_for_the_new_pair(tiny_pipeline: TinyPipeline) -> None:
+    registry = Registry(str(tiny_pipeline.registry))
+    releases = Releases(registry)
+    outcome = tiny_pipeline.first.outcome
+    before = releases.current("tiny-pipeline")
+    stage, replacement = next(
+        (stage, ckpt) for stage, ckpt in outcome.checkpoints["reranker"].items() if ckpt != before.reranker.checkpoint
+    )
+    args = ["release", "promote", "tiny-pipeline", "reranker", replacement, "--rechoose-k"]
+
+    result = CliRunner().invoke(cli, [*args, "--recipe", str(tiny_pipeline.recipe), "--registry", str(registry.uri)])
+
+    assert result.exit_code == 0, result.output
+    assert "model work: 0 corpus encodings, 0 query runs, 0 rerank passes (0 pairs)" in result.output  # all cached
+    # The search's own leaderboard rows of the new pair, chosen the search's way.
+    recipe = load_recipe(tiny_pipeline.recipe)
+    pair = [row for row in outcome.rows if (row["retriever"], row["reranker"]) == (outcome.choice.retriever, stage)]
+    expected = choose_backbone(pair, recipe.applications, recipe.search.objective, outcome.retriever_only)
+    current = Releases(Registry(registry.uri)).current("tiny-pipeline")
+    assert current.version == before.version + 2 and current.reranker.checkpoint == replacement
+    assert {name: (s.k, s.weight) for name, s in current.applications.items()} == {
+        app.name: (app.k, app.weight) for app in expected.applications
+    }
+    assert current.settings_chosen_for.reranker == replacement and current.stale_settings() is None
+    assert f"tiny-pipeline v{current.version}: re-choose settings for retriever" in result.output
+    shown = CliRunner().invoke(cli, ["release", "show", "tiny-pipeline", "--registry", str(registry.uri)]).output
+    assert f"chosen for: retriever {current.retriever.checkpoint}, reranker {replacement}" in shown
+    assert all(f"{name}: k={s.k} " in shown for name, s in current.applications.items())
+    # Put the tiny pipeline's release back as its search wrote it, for the tests after this one.
+    releases.rollback("tiny-pipeline", "reranker")
+    releases.set_settings("tiny-pipeline", before.applications)
 
 
 def test_a_selection_split_chooses_weights_and_the_eval_split_reports(

@@ -151,8 +151,8 @@ def test_release_promote_appends_a_version_and_warns_of_settings_chosen_for_anot
     assert done.stdout.strip() == f"legal v2: promote reranker to {rerankers[1].id}"
     assert done.stderr.strip() == (
         f"warning: applications api, search keep the K and weight a search chose for reranker {rerankers[0].id}; "
-        f"release legal v2 serves retriever {retriever.id} with reranker {rerankers[1].id}. Run the search again "
-        "(backbone run RECIPE) to choose them for this pair."
+        f"release legal v2 serves retriever {retriever.id} with reranker {rerankers[1].id}. Choose them for this "
+        "pair with `backbone release rechoose legal --recipe RECIPE`."
     )
     current = Releases(Registry(str(root))).current("legal")
     assert (current.version, current.reranker.checkpoint, current.applications) == (2, rerankers[1].id, settings)
@@ -176,6 +176,7 @@ def test_release_promote_appends_a_version_and_warns_of_settings_chosen_for_anot
         ["release", "show"],
         ["release", "history"],
         ["release", "promote"],
+        ["release", "rechoose"],
     ],
 )
 def test_every_command_has_help(command: list[str]) -> None:

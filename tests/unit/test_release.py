@@ -294,3 +294,25 @@ def test_an_application_at_weight_zero_does_not_call_the_reranker() -> None:
     assert AppSettings(k=20, top_n=10).calls_reranker
     assert not AppSettings(k=20, top_n=10, weight=0.0).calls_reranker
     assert not AppSettings(k=20, top_n=10, rerank=False, weight=0.5).calls_reranker
+
+
+def test_settings_rechosen_for_the_served_pair_say_what_changed_and_are_written_once(releases: Releases) -> None:
+    retriever, _, old = _create(releases)
+    new = _reranker(releases.registry)
+    promoted = releases.promote("legal", "reranker", new)
+    assert promoted.settings_chosen_for is None and promoted.stale_settings() is None  # set by hand: no claim
+
+    settings = {"search": AppSettings(k=20, top_n=10, weight=0.5), "api": AppSettings(k=5, top_n=5, rerank=False)}
+    rechosen = releases.set_settings("legal", settings, note="re-chosen")
+
+    assert rechosen.version == promoted.version + 1 and rechosen.applications == settings
+    assert (rechosen.retriever, rechosen.reranker) == (promoted.retriever, promoted.reranker)
+    assert rechosen.settings_chosen_for.model_dump() == {"retriever": retriever, "reranker": new}
+    assert rechosen.change == (
+        f"re-choose settings for retriever {retriever}, reranker {new}: "
+        "api (none) -> k=5 weight=1 no rerank; search k=100 weight=1 -> k=20 weight=0.5"
+    )
+    assert releases.set_settings("legal", settings) == rechosen  # nothing new to write
+    # Rolling the reranker back leaves settings chosen for the other one, and says so.
+    back = releases.rollback("legal", "reranker")
+    assert back.reranker.checkpoint == old and f"reranker {new}" in back.stale_settings()

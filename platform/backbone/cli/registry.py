@@ -5,11 +5,17 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from backbone.data import build_recipe_dataset
+from backbone.errors import BackboneError
+from backbone.ray_runtime import ensure_ray
+from backbone.recipes import load_recipe
 from backbone.registry import ArtifactKind, ArtifactManifest, Component, Registry, ReleaseRecord, Releases
+from backbone.selection import rechoose_settings
 
 app = typer.Typer(help="Inspect the artifacts in the registry.", no_args_is_help=True)
 release_app = typer.Typer(
@@ -144,15 +150,53 @@ def promote(
         ),
     ] = None,
     note: Annotated[str, typer.Option(help="Why, kept in the release history.")] = "",
+    rechoose_k: Annotated[
+        bool,
+        typer.Option(
+            "--rechoose-k",
+            help="Then choose each application's K and weight again for the new pair, from the search's cached "
+            "evidence (model work only for what it lacks); needs --recipe.",
+        ),
+    ] = False,
+    recipe: Annotated[
+        Path | None, typer.Option(help="The recipe the release was searched with (for --rechoose-k).")
+    ] = None,
     registry: RegistryOption = None,
 ) -> None:
     """Append a version of a release that serves ARTIFACT as its COMPONENT; the other component is unchanged.
 
     This changes the registry only: a running deployment picks it up with `backbone deploy NAME`.
     """
-    record = Releases(Registry(registry)).promote(name, component, artifact, index=index, note=note)
+    if rechoose_k and recipe is None:
+        raise BackboneError("--rechoose-k needs --recipe: the recipe the release was searched with")
+    releases = Releases(Registry(registry))
+    record = releases.promote(name, component, artifact, index=index, note=note)
     typer.echo(f"{record.name} v{record.version}: {record.change}")
-    warn_stale_settings(record)
+    if rechoose_k and recipe is not None:
+        _rechoose(releases, name, recipe)
+    else:
+        warn_stale_settings(record)
+
+
+@release_app.command()
+def rechoose(
+    name: Annotated[str, typer.Argument(help="The release.")],
+    recipe: Annotated[Path, typer.Option(help="The recipe the release was searched with.")],
+    registry: RegistryOption = None,
+) -> None:
+    """Choose each application's K and weight again for the pair the release serves now (after a promotion or a
+    rollback), as the search would, from its cached evidence; append the version if anything changed."""
+    _rechoose(Releases(Registry(registry)), name, recipe)
+
+
+def _rechoose(releases: Releases, name: str, recipe: Path) -> None:
+    loaded = load_recipe(recipe)
+    dataset_dir = build_recipe_dataset(loaded.dataset, loaded.name)
+    ensure_ray()
+    settings, work = rechoose_settings(loaded, dataset_dir, releases.registry, releases.current(name))
+    rechosen = releases.set_settings(name, settings, note=f"re-chosen with recipe {recipe}")
+    typer.echo(f"model work: {work}")
+    typer.echo(f"{rechosen.name} v{rechosen.version}: {rechosen.change}")
 
 
 def warn_stale_settings(record: ReleaseRecord) -> None:

@@ -148,8 +148,8 @@ class ReleaseRecord(BaseModel):
         return (
             f"applications {', '.join(sorted(self.applications))} keep the K and weight a search chose for "
             f"{' and '.join(changed)}; release {self.name} v{self.version} serves retriever "
-            f"{self.retriever.checkpoint} with reranker {self.reranker.checkpoint}. Run the search again "
-            "(backbone run RECIPE) to choose them for this pair."
+            f"{self.retriever.checkpoint} with reranker {self.reranker.checkpoint}. Choose them for this pair with "
+            f"`backbone release rechoose {self.name} --recipe RECIPE`."
         )
 
 
@@ -395,6 +395,43 @@ class Releases:
 
         return self._update(name, change, note)
 
+    def set_settings(self, name: str, applications: dict[str, AppSettings], *, note: str = "") -> ReleaseRecord:
+        """Append a version of release ``name`` whose applications' settings were chosen for the pair it serves.
+
+        What a re-choice of K and weight writes (``backbone release rechoose``): the components stay,
+        ``settings_chosen_for`` becomes the served pair. If the current version already has exactly these settings
+        chosen for that pair, nothing is written and it is returned.
+
+        Args:
+            name: the release.
+            applications: every application's settings.
+            note: why.
+
+        Raises:
+            RegistryError: the release is unknown.
+        """
+        current = self.current(name)
+        chosen = ChosenFor(retriever=current.retriever.checkpoint, reranker=current.reranker.checkpoint)
+        if current.applications == applications and current.settings_chosen_for == chosen:
+            return current
+
+        def change(current: ReleaseRecord) -> dict[str, Any]:
+            changed = [
+                f"{app} {_settings_text(current.applications.get(app))} -> {_settings_text(settings)}"
+                for app, settings in sorted(applications.items())
+                if current.applications.get(app) != settings
+            ]
+            return {
+                "retriever": current.retriever,
+                "reranker": current.reranker,
+                "applications": applications,
+                "settings_chosen_for": chosen,
+                "change": f"re-choose settings for retriever {chosen.retriever}, reranker {chosen.reranker}: "
+                + ("; ".join(changed) or "unchanged"),
+            }
+
+        return self._update(name, change, note)
+
     def _append(self, name: str, change: Callable[[ReleaseRecord | None], dict[str, Any]], note: str) -> ReleaseRecord:
         """Write the next version of ``name``, built by ``change`` from the current one (``None`` if none).
 
@@ -498,6 +535,12 @@ def _replacing(
         "settings_chosen_for": current.settings_chosen_for,
     }
     return {**content, component: slot, "change": change}
+
+
+def _settings_text(settings: AppSettings | None) -> str:
+    if settings is None:
+        return "(none)"
+    return f"k={settings.k} weight={settings.weight:g}" + ("" if settings.rerank else " no rerank")
 
 
 def _check_component(component: str) -> Component:

@@ -25,6 +25,7 @@ from backbone.selection.evidence import Evidence, Work, gather_evidence
 from backbone.selection.held_out import Reported, reported_assignments, score_reported
 from backbone.selection.inputs import SearchInputs, search_inputs
 from backbone.selection.pair_scores import PairScores, pair_scores
+from backbone.selection.rechoose import rechoose_settings
 from backbone.selection.report import SearchOutcome, write_report
 from backbone.selection.retrieval_runs import RetrievalRun, retrieval_run
 from backbone.selection.search import Row, SearchSpace, experiment_name, run_search
@@ -57,6 +58,7 @@ __all__ = [
     "latency_ms",
     "pair_scores",
     "per_query_metric",
+    "rechoose_settings",
     "reported_assignments",
     "retrieval_run",
     "run_search",
