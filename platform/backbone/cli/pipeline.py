@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from backbone.cli.registry import RegistryOption
-from backbone.pipeline import run_pipeline, train_recipe
-from backbone.ray_runtime import ensure_ray
 from backbone.registry import Component, Registry
-from backbone.selection import DEFAULT_METRICS, Evaluation, Scored, compare_releases, evaluate_target, write_evaluation
+
+if TYPE_CHECKING:
+    from backbone.selection import Evaluation, Scored
+
+# Commands import the pipeline, selection and Ray when they run: `backbone --help` and the light commands start fast.
 
 
 def run(
@@ -32,6 +34,8 @@ def run(
 
     Starts a private local Ray unless RAY_ADDRESS names a cluster. Everything already in the registry is reused.
     """
+    from backbone.pipeline import run_pipeline
+
     selection = run_pipeline(
         recipe, registry_uri=registry, workers=workers, use_gpu=gpu, report_dir=report_dir, train=not search_only
     )
@@ -58,6 +62,8 @@ def train(
     Every stage already in the registry is reused. Starts a private local Ray unless RAY_ADDRESS names a cluster.
     """
     components: list[Component] = ["retriever", "reranker"] if component == "all" else [component]
+    from backbone.pipeline import train_recipe
+
     trained = train_recipe(
         recipe, components=components, stages=stages, registry_uri=registry, workers=workers, use_gpu=gpu
     )
@@ -74,6 +80,9 @@ def compare(
     registry: RegistryOption = None,
 ) -> None:
     """Offline A/B of two releases on the same queries: wins, ties, losses, a paired test, latency difference."""
+    from backbone.ray_runtime import ensure_ray
+    from backbone.selection import compare_releases
+
     ensure_ray()
     rows = compare_releases(Registry(registry), release_a, release_b, split=split, metric=metric)
     typer.echo(f"B = {release_b} against A = {release_a} on split {split!r}, per-query {metric}")
@@ -99,7 +108,7 @@ def evaluate(
     split: Annotated[str, typer.Option(help="The split whose judged queries are scored.")] = "test",
     metrics: Annotated[
         str, typer.Option(help="Comma-separated metric@k names (ranx's: ndcg, mrr, recall, precision, map, ...).")
-    ] = ",".join(DEFAULT_METRICS),
+    ] = "ndcg@10,mrr@10,recall@10,recall@100",
     k: Annotated[int, typer.Option(help="For a reranker checkpoint: how many candidates it reorders.")] = 20,
     candidates: Annotated[
         str | None,
@@ -114,6 +123,9 @@ def evaluate(
 
     Uses the search's own evaluation and caches; a corpus with no index yet is encoded first (said in the output).
     """
+    from backbone.ray_runtime import ensure_ray
+    from backbone.selection import evaluate_target, write_evaluation
+
     ensure_ray()
     names = [metric.strip() for metric in metrics.split(",") if metric.strip()]
     evaluation = evaluate_target(Registry(registry), target, dataset, split, names, k=k, candidates=candidates)

@@ -10,12 +10,8 @@ from typing import Annotated
 
 import typer
 
-from backbone.data import build_recipe_dataset
 from backbone.errors import BackboneError
-from backbone.ray_runtime import ensure_ray
-from backbone.recipes import load_recipe
 from backbone.registry import ArtifactKind, ArtifactManifest, Component, Registry, ReleaseRecord, Releases
-from backbone.selection import rechoose_settings
 
 app = typer.Typer(help="Inspect the artifacts in the registry.", no_args_is_help=True)
 release_app = typer.Typer(
@@ -190,6 +186,11 @@ def rechoose(
 
 
 def _rechoose(releases: Releases, name: str, recipe: Path) -> None:
+    from backbone.data import build_recipe_dataset
+    from backbone.ray_runtime import ensure_ray
+    from backbone.recipes import load_recipe
+    from backbone.selection import rechoose_settings
+
     loaded = load_recipe(recipe)
     dataset_dir = build_recipe_dataset(loaded.dataset, loaded.name)
     ensure_ray()

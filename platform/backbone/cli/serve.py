@@ -10,7 +10,6 @@ import typer
 
 from backbone.cli.registry import JsonOption, RegistryOption, warn_stale_settings
 from backbone.registry import Component, Registry
-from backbone.serving import deploy as serving
 
 AddressOption = Annotated[
     str | None,
@@ -49,6 +48,8 @@ def deploy(
     address: AddressOption = None,
 ) -> None:
     """Serve a release's current version on the running Ray cluster; wait until it answers."""
+    from backbone.serving import deploy as serving  # Serve and the models load only when a command runs
+
     record, _ = serving.deploy(
         release,
         Registry(registry),
@@ -68,6 +69,8 @@ def deploy(
 
 def status(address: AddressOption = None, as_json: JsonOption = False) -> None:
     """Show what serves now: the release version, each component's artifacts, status and replicas."""
+    from backbone.serving import deploy as serving  # Serve and the models load only when a command runs
+
     report = serving.ServeCluster(address).status()
     if as_json:
         typer.echo(json.dumps(report, indent=2))
@@ -90,6 +93,8 @@ def rollback(
     address: AddressOption = None,
 ) -> None:
     """Roll one component of the served release back; the other keeps its replicas running."""
+    from backbone.serving import deploy as serving  # Serve and the models load only when a command runs
+
     record = serving.rollback(component, serving.ServeCluster(address), to_version=to, note=note)
     typer.echo(f"{record.name} v{record.version}: {record.change}")
     warn_stale_settings(record)
