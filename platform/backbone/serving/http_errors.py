@@ -1,6 +1,5 @@
 """How the gateway refuses bad requests: a body size limit, one-line JSON errors naming the request part, and a
-request id on every answer (the ``X-Request-Id`` header, and ``request_id`` in every error body) that ties an answer
-to the gateway's log line about it."""
+request id in every error body (Serve's ``X-Request-Id``) that ties an answer to the gateway's log line about it."""
 
 from __future__ import annotations
 
@@ -27,8 +26,9 @@ def request_id() -> str:
 
 
 class RequestId:
-    """ASGI middleware giving every request an id: the client's ``X-Request-Id`` if it is a plain token of at most
-    64 characters, else a new one; the answer carries it back in the same header.
+    """ASGI middleware giving every request an id: the ``X-Request-Id`` it came with if that is a plain token of at
+    most 64 characters, else a new one. Behind Ray Serve the proxy sets that header (the client's id, or its own)
+    and returns it on the answer, so the id in an error body is the one in the answer's header.
 
     Example:
         >>> api.add_middleware(RequestId)  # doctest: +SKIP
@@ -43,15 +43,8 @@ class RequestId:
             return
         given = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
         token = _request_id.set(given if _CLIENT_ID.match(given) else uuid.uuid4().hex)
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != REQUEST_ID_HEADER.encode()]
-                message = {**message, "headers": [*headers, (REQUEST_ID_HEADER.encode(), request_id().encode())]}
-            await send(message)
-
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send)
         finally:
             _request_id.reset(token)
 
