@@ -117,6 +117,15 @@ class Gateway:
             logger.error("request %s: %s failed: %s: %s", request_id(), component, type(err).__name__, err)
             raise HTTPException(503, f"{component} failed (request {request_id()}; the detail is logged)") from None
 
+    async def _components_info(self, config: GatewayConfig) -> tuple[dict, dict]:
+        """Both components' ``info()``, asked together; a failure or a missed deadline is a 503 naming the component."""
+        retriever, reranker = await asyncio.gather(
+            self._call(self._retriever.info.remote(), config.retrieve_timeout_s, "retriever"),
+            # Not the rerank deadline: that one is sized for a search, and may be tight on purpose.
+            self._call(self._reranker.info.remote(), config.retrieve_timeout_s, "reranker"),
+        )
+        return retriever, reranker
+
     @api.post("/v1/search", response_model=SearchResponse, responses=_REFUSALS)
     async def search(self, request: SearchRequest) -> SearchResponse:
         """Retrieve, then rerank if the application does (at its interpolation weight); answer the best ``top_n``."""
@@ -205,11 +214,7 @@ class Gateway:
     async def info(self) -> InfoResponse:
         """The release, each component's version, model and max input lengths, the applications and limits."""
         config = self.config
-        retriever, reranker = await asyncio.gather(
-            self._call(self._retriever.info.remote(), config.retrieve_timeout_s, "retriever"),
-            # Not the rerank deadline: that one is sized for a search, and may be tight on purpose.
-            self._call(self._reranker.info.remote(), config.retrieve_timeout_s, "reranker"),
-        )
+        retriever, reranker = await self._components_info(config)
         return InfoResponse(
             release=config.release,
             release_version=config.release_version,
@@ -228,10 +233,7 @@ class Gateway:
     async def readyz(self) -> ReadyResponse:
         """Readiness: both components loaded and answering within the retrieval deadline; else a 503 naming one."""
         config = self.config
-        retriever, reranker = await asyncio.gather(
-            self._call(self._retriever.info.remote(), config.retrieve_timeout_s, "retriever"),
-            self._call(self._reranker.info.remote(), config.retrieve_timeout_s, "reranker"),
-        )
+        retriever, reranker = await self._components_info(config)
         versions = Versions(
             retriever=retriever["checkpoint"], index=retriever["index"], reranker=reranker["checkpoint"]
         )
