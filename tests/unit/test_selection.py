@@ -27,6 +27,7 @@ from backbone.selection import (
     assignment_metrics,
     choose_backbone,
     end_to_end_run,
+    latency_ms,
     per_query_metric,
     reported_assignments,
     score_reported,
@@ -188,6 +189,12 @@ def test_weight_zero_reproduces_the_retriever_order_exactly(evidence: Evidence) 
                 assert {query: list(docs) for query, docs in mixed.items()} == {
                     query: list(docs) for query, docs in plain.items()
                 }
+    # Weight 0 does not read the reranker's scores at all: evidence without any pair scores serves it.
+    unscored = Evidence(evidence.retrieval, {}, evidence.qrels, evidence.work)
+    assert end_to_end_run(unscored, Assignment("tuned", "tuned", 2, 0.0)) == end_to_end_run(
+        evidence, Assignment("tuned", "", 2), rerank=False
+    )
+    assert latency_ms(unscored, Assignment("tuned", "tuned", 2, 0.0))["reranker_ms"] == 0.0
     # Model-like float32 scores with ties: the order is the retriever's, ties by document id, as ranking() has it.
     generator = np.random.default_rng(0)
     dense = generator.normal(size=200).astype(np.float32).round(2).astype(np.float64)  # rounding makes ties

@@ -30,6 +30,11 @@ class Assignment:
         """Both components from the same stage of their curricula."""
         return self.retriever == self.reranker
 
+    def calls_reranker(self, rerank: bool = True) -> bool:
+        """Whether serving this assignment calls the reranker: at weight 0 the order is the retriever's, so the
+        gateway does not (``AppSettings.calls_reranker``), and neither does scoring it from evidence."""
+        return rerank and self.weight > 0
+
 
 def end_to_end_run(evidence: Evidence, assignment: Assignment, rerank: bool = True) -> Run:
     """Retrieve the top K with the retriever stage, then order them by the interpolated score.
@@ -40,7 +45,7 @@ def end_to_end_run(evidence: Evidence, assignment: Assignment, rerank: bool = Tr
     Args:
         evidence: runs and pair scores of every stage.
         assignment: the stages and K.
-        rerank: false: keep the retriever's order (the reranker stage is then ignored).
+        rerank: false: keep the retriever's order (the reranker stage is then ignored, as it is at weight 0).
 
     Raises:
         BackboneError: K exceeds the depth the evidence was gathered at.
@@ -53,7 +58,7 @@ def end_to_end_run(evidence: Evidence, assignment: Assignment, rerank: bool = Tr
     if assignment.k > depth:
         raise BackboneError(f"K={assignment.k} exceeds the depth {depth} the retrieval runs were gathered at")
     candidates = top_k(retrieved, assignment.k)
-    if not rerank:
+    if not assignment.calls_reranker(rerank):
         return candidates
     scores = evidence.scores[assignment.reranker].scores
     return {
@@ -86,7 +91,6 @@ def per_query_metric(evidence: Evidence, assignment: Assignment, metric: str, re
 def latency_ms(evidence: Evidence, assignment: Assignment, rerank: bool = True) -> dict[str, float]:
     """The retriever's, the reranker's and the total time per query of ``assignment``, in milliseconds."""
     retriever = evidence.retrieval[assignment.retriever].query_ms
-    # At weight 0 the order is the retriever's: the gateway does not call the reranker (AppSettings.calls_reranker).
-    calls = rerank and assignment.weight > 0
+    calls = assignment.calls_reranker(rerank)
     reranker = assignment.k * evidence.scores[assignment.reranker].ms_per_pair if calls else 0.0
     return {"retriever_ms": retriever, "reranker_ms": reranker, "latency_ms": retriever + reranker}
