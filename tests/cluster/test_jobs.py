@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -54,5 +55,13 @@ def test_train_job_runs_under_ray_job_submit(stard_dir: Path, tiny_encoder_dir: 
     assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
     assert "| retriever | recall@10 | ndcg@10 | examples | examples/s |" in job.stdout
     assert "| bm25 |" in job.stdout and "| align (checkpoint-" in job.stdout
+    # A readable log: each stage line once, progress lines for the corpus encoding (rank 0's share of 2 workers,
+    # done/total and rate), and no tokenizer warnings about texts the recipe cuts on purpose.
+    assert job.stdout.count("[retriever/align] evaluation ") == 1
+    assert re.search(
+        r"\[retriever/align\] encode corpus: (\d+)/\1 100% \[[0-9:]+<00:00, +[0-9.]+ passages/s\]", job.stdout
+    )
+    assert "Token indices sequence length" not in job.stdout + job.stderr
+    assert "Loading weights" not in job.stdout + job.stderr  # every worker loads the model: no bar for each
     names = sorted(artifact.name for artifact in Registry(str(registry)).list("checkpoint"))
     assert names == ["retriever/align", "retriever/base"]

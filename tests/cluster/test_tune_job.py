@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -76,5 +77,7 @@ def test_an_interrupted_search_job_resumes(tiny_pipeline: TinyPipeline, monkeypa
     assert 0 < finished_before < 12
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert "[search] resuming tiny-pipeline-" in resumed.stdout
+    # Progress lines of the search, counting the trials finished before the interruption.
+    assert re.search(r"search \(tiny-pipeline\): 12/12 100% \[", resumed.stdout + resumed.stderr)
     assert "release: tiny-pipeline v" in resumed.stdout and "model work: 0 corpus encodings" in resumed.stdout
     assert _finished_trials(registry) == 12  # the trials finished before the interruption were not run again

@@ -53,6 +53,9 @@ def test_scores_are_the_forwarded_logits(spec: Reranker) -> None:
     np.testing.assert_allclose(scores, forwarded.squeeze(-1).numpy(), atol=1e-5)
     assert len(set(scores.tolist())) == 4
     assert score_pairs(model, spec, [], []).shape == (0,)
+    # Many pairs go through in chunks of a few batches (for progress lines): the same scores, in input order.
+    queries, passages = [*QUERIES, LONG] * 5, [*PASSAGES, LONG] * 5
+    np.testing.assert_allclose(score_pairs(model, spec, queries, passages, batch_size=2), np.tile(scores, 5), atol=1e-5)
 
 
 def test_yes_no_score_is_the_logit_difference_of_the_language_model(

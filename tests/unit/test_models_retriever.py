@@ -59,6 +59,9 @@ def test_encodings_are_the_training_features_forwarded(spec: Retriever) -> None:
         with torch.no_grad():
             forwarded = model(retriever_features(model, spec, [*TEXTS, LONG], role))["sentence_embedding"]
         np.testing.assert_allclose(encode(model, spec, [*TEXTS, LONG], batch_size=2), forwarded.numpy(), atol=1e-6)
+        # Many texts go through in chunks of a few batches (for progress lines): the same rows, in input order.
+        many = encode(model, spec, [*TEXTS, LONG] * 5, batch_size=2)
+        np.testing.assert_allclose(many, np.tile(forwarded.numpy(), (5, 1)), atol=1e-6)
 
 
 def test_each_role_reads_its_prompt(encoder_spec: Retriever) -> None:

@@ -11,6 +11,7 @@ from backbone.models.checkpoints import checkpoint_spec
 from backbone.models.freezing import prepare_for_training
 from backbone.models.lora import DEFAULT_TARGET_MODULES, add_lora, merge_lora
 from backbone.models.modes import evaluating
+from backbone.models.quiet import silence_weight_loading
 from backbone.models.reranker import build_reranker, load_reranker, reranker_features, score_pairs
 from backbone.models.retriever import (
     build_retriever,
@@ -29,6 +30,8 @@ from backbone.models.texts import (
     query_prompt,
     retriever_prompts,
 )
+
+silence_weight_loading()  # every process that loads models: one "Loading weights" bar a load says nothing
 
 __all__ = [
     "DEFAULT_TARGET_MODULES",

@@ -24,6 +24,7 @@ from backbone.errors import BackboneError
 from backbone.model_paths import resolve_model
 from backbone.models.freezing import prepare_for_training
 from backbone.models.modes import evaluating
+from backbone.models.passes import chunked_pass
 from backbone.models.texts import YES_NO_CHAT_TEMPLATE, cut_to_tokens
 from backbone.recipes import Reranker
 
@@ -78,7 +79,12 @@ def load_reranker(path: str, spec: Reranker) -> CrossEncoder:
 
 
 def score_pairs(
-    model: CrossEncoder, spec: Reranker, queries: list[str], passages: list[str], batch_size: int = 32
+    model: CrossEncoder,
+    spec: Reranker,
+    queries: list[str],
+    passages: list[str],
+    batch_size: int = 32,
+    progress: str | None = None,
 ) -> np.ndarray:
     """Score (query, passage) pairs: float32 raw logits, higher is more relevant.
 
@@ -88,21 +94,30 @@ def score_pairs(
         queries: one query per pair, without prefix.
         passages: one passage per pair (see :func:`passage_text`), without prefix.
         batch_size: pairs per forward pass.
+        progress: what progress lines call this pass (see :mod:`backbone.progress`); None shows none.
 
     Example:
         >>> score_pairs(model, spec, ["谁可以成为个体工商户？"] * 2, [relevant, irrelevant])  # doctest: +SKIP
         array([ 2.7, -1.3], dtype=float32)
     """
-    with evaluating(model):
+
+    def run(chunk: list[tuple[str, str]]) -> np.ndarray:
+        if not chunk:
+            return np.zeros(0, dtype=np.float32)
         scores = model.predict(
-            _pairs(model, spec, queries, passages),
+            _pairs(model, spec, [query for query, _ in chunk], [passage for _, passage in chunk]),
             batch_size=batch_size,
             activation_fn=nn.Identity(),
             convert_to_numpy=True,
-            show_progress_bar=False,  # stage logs report progress; bars from every worker drown them
+            show_progress_bar=False,  # chunked_pass shows one bar for the whole pass
             processing_kwargs=_cut(spec),
         )
-    return np.asarray(scores, dtype=np.float32).reshape(len(queries))
+        return np.asarray(scores, dtype=np.float32).reshape(len(chunk))
+
+    pairs = list(zip(queries, passages, strict=True))
+    lengths = [len(query) + len(passage) for query, passage in pairs]
+    with evaluating(model):
+        return chunked_pass(pairs, lengths, run, batch_size=batch_size, label=progress, unit="pairs")
 
 
 def reranker_features(

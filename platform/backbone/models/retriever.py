@@ -25,6 +25,7 @@ from transformers import PreTrainedTokenizerBase
 from backbone.model_paths import resolve_model
 from backbone.models.freezing import prepare_for_training
 from backbone.models.modes import evaluating
+from backbone.models.passes import chunked_pass
 from backbone.models.texts import retriever_prompts
 from backbone.recipes import Retriever
 
@@ -117,7 +118,9 @@ def _ready(model: SentenceTransformer, spec: Retriever) -> SentenceTransformer:
     return model
 
 
-def encode_queries(model: SentenceTransformer, spec: Retriever, texts: list[str], batch_size: int = 32) -> np.ndarray:
+def encode_queries(
+    model: SentenceTransformer, spec: Retriever, texts: list[str], batch_size: int = 32, progress: str | None = None
+) -> np.ndarray:
     """Embed queries: float32, one L2-normalised row per text, each cut to ``spec.max_query_length`` tokens.
 
     Args:
@@ -125,15 +128,18 @@ def encode_queries(model: SentenceTransformer, spec: Retriever, texts: list[str]
         spec: its recipe (prompt and lengths).
         texts: the queries, without prompt.
         batch_size: texts per forward pass.
+        progress: what progress lines call this pass (see :mod:`backbone.progress`); None shows none.
 
     Example:
         >>> encode_queries(model, spec, ["谁可以成为个体工商户？"]).shape  # doctest: +SKIP
         (1, 384)
     """
-    return _encode(model, spec, texts, "query", batch_size)
+    return _encode(model, spec, texts, "query", batch_size, progress)
 
 
-def encode_passages(model: SentenceTransformer, spec: Retriever, texts: list[str], batch_size: int = 32) -> np.ndarray:
+def encode_passages(
+    model: SentenceTransformer, spec: Retriever, texts: list[str], batch_size: int = 32, progress: str | None = None
+) -> np.ndarray:
     """Embed passages (see :func:`passage_text`) as :func:`encode_queries` embeds queries, cut to
     ``spec.max_passage_length`` tokens instead.
 
@@ -141,7 +147,7 @@ def encode_passages(model: SentenceTransformer, spec: Retriever, texts: list[str
         >>> encode_passages(model, spec, ["民法典第五十四条\\n自然人从事工商业经营……"]).dtype  # doctest: +SKIP
         dtype('float32')
     """
-    return _encode(model, spec, texts, "passage", batch_size)
+    return _encode(model, spec, texts, "passage", batch_size, progress)
 
 
 def retriever_features(model: SentenceTransformer, spec: Retriever, texts: list[str], role: Role) -> dict[str, Tensor]:
@@ -167,20 +173,26 @@ def retriever_features(model: SentenceTransformer, spec: Retriever, texts: list[
     )
 
 
-def _encode(model: SentenceTransformer, spec: Retriever, texts: list[str], role: Role, batch_size: int) -> np.ndarray:
-    with evaluating(model):
+def _encode(
+    model: SentenceTransformer, spec: Retriever, texts: list[str], role: Role, batch_size: int, label: str | None
+) -> np.ndarray:
+    def run(chunk: list[str]) -> np.ndarray:
         embeddings = model.encode(
-            texts,
+            chunk,
             prompt=retriever_prompts(spec)[role],
             batch_size=batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
-            show_progress_bar=False,  # stage logs report progress; bars from every worker drown them
+            show_progress_bar=False,  # chunked_pass shows one bar for the whole pass
             task=_TASKS[role],
             processing_kwargs=_cut(spec, role),
         )
-    # reshape: an empty list encodes to an empty 1-D array
-    return embeddings.astype(np.float32, copy=False).reshape(len(texts), model.get_embedding_dimension())
+        # reshape: an empty list encodes to an empty 1-D array
+        return embeddings.astype(np.float32, copy=False).reshape(len(chunk), model.get_embedding_dimension())
+
+    unit = "queries" if role == "query" else "passages"
+    with evaluating(model):
+        return chunked_pass(texts, [len(text) for text in texts], run, batch_size=batch_size, label=label, unit=unit)
 
 
 def _cut(spec: Retriever, role: Role) -> dict[str, dict[str, int]]:

@@ -101,12 +101,14 @@ def _score_and_publish(
     position = {doc: index for index, doc in enumerate(inputs.corpus_ids)}
     query, doc = missing[0]
     score_pairs(model, spec, [inputs.queries[query]], [inputs.reranker_passages[position[doc]]])  # warm-up
+    label = f"score pairs ({registry.get(checkpoint).name}, {inputs.split})"
     started = time.perf_counter()
     new = score_pairs(
         model,
         spec,
         [inputs.queries[query] for query, _ in missing],
         [inputs.reranker_passages[position[doc]] for _, doc in missing],
+        progress=label,
     ).tolist()
     seconds = time.perf_counter() - started
     scores.update(zip(missing, new, strict=True))

@@ -105,7 +105,8 @@ def _index(
     """
     if (found := find_index(registry, checkpoint, inputs.data)) is not None:
         return DenseIndex.load(registry.materialize(found.id)), found, False
-    index = DenseIndex.build(inputs.corpus_ids, encode_passages(model, spec, inputs.retriever_passages))
+    passages = encode_passages(model, spec, inputs.retriever_passages, progress=f"encode corpus ({checkpoint.name})")
+    index = DenseIndex.build(inputs.corpus_ids, passages)
     with tempfile.TemporaryDirectory() as folder:
         index.save(Path(folder))
         manifest = publish_index(

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ray import tune
+from tqdm import tqdm
 
 from backbone.errors import BackboneError
+from backbone.progress import progress
 from backbone.recipes import Search
 from backbone.registry import Registry
 from backbone.selection.assignment import Assignment, assignment_metrics
@@ -129,7 +131,11 @@ def run_search(evidence: Evidence, space: SearchSpace, registry: Registry, name:
                 reuse_actors=True,
             ),
             run_config=tune.RunConfig(
-                name=experiment, storage_path=storage, storage_filesystem=registry.root.fs, verbose=0
+                name=experiment,
+                storage_path=storage,
+                storage_filesystem=registry.root.fs,
+                verbose=0,
+                callbacks=[TrialProgress(space.size(), f"search ({name})")],
             ),
         )
     results = tuner.fit()
@@ -153,6 +159,37 @@ def run_search(evidence: Evidence, space: SearchSpace, registry: Registry, name:
     ]
     unique = {tuple(row[axis] for axis in _AXES): row for row in rows}.values()
     return sorted(unique, key=lambda row: (-row[space.objective], row["latency_ms"], -row["weight"]))
+
+
+class TrialProgress(tune.Callback):
+    """Progress lines of a search (see :mod:`backbone.progress`): assignments scored of all, rate, time left.
+
+    Tune keeps its callbacks with the experiment, so a resumed search brings this one back; the bar itself is
+    made on the first finished trial and never pickled.
+
+    Args:
+        total: the assignments the search scores.
+        label: what the lines call the search.
+    """
+
+    def __init__(self, total: int, label: str) -> None:
+        self.total = total
+        self.label = label
+        self._bar: tqdm | None = None
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: tune.experiment.Trial, **info: Any) -> None:
+        if self._bar is None:
+            self._bar = progress(self.total, self.label, "trials")
+            self._bar.update(sum(1 for other in trials if other.status == "TERMINATED" and other is not trial))
+        self._bar.update(1)
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_bar": None}
 
 
 def _trial(config: dict[str, Any], evidence: Evidence, metrics: list[str]) -> None:

@@ -29,6 +29,7 @@ import ray.train
 import torch
 import torch.distributed as dist
 from ray.train.torch import prepare_model
+from tqdm import tqdm
 
 from backbone.evaluation import DenseIndex
 from backbone.recipes import LoraFinetune, RetrieverStage, Stage
@@ -54,9 +55,10 @@ Task = RetrieverTask | RerankerTask
 
 
 def make_task(plan: StagePlan) -> Task:
-    """The task object of the plan's component."""
+    """The task object of the plan's component; rank 0's shows progress lines for its long model passes."""
     task_type = RetrieverTask if plan.component == "retriever" else RerankerTask
-    return task_type(plan.spec, plan.stage, plan.metrics)
+    label = f"[{plan.label}]" if _rank_and_world()[0] == 0 else None
+    return task_type(plan.spec, plan.stage, plan.metrics, label=label)
 
 
 def train_stage(config: dict[str, Any]) -> None:
@@ -169,7 +171,8 @@ def _train(plan: StagePlan, stage: Stage, task: Task, model: torch.nn.Module, in
                 _log(
                     plan,
                     f"epoch {epoch + 1}/{stage.epochs} step {step + 1}/{steps_per_epoch} loss {epoch_losses[-1]:.4f} "
-                    f"{(step + 1) * len(batch) / elapsed:.2f} examples/s",
+                    f"{(step + 1) * len(batch) / elapsed:.2f} examples/s, "
+                    f"{tqdm.format_interval(elapsed / (step + 1) * (steps_per_epoch - step - 1))} left in the epoch",
                 )
         state["train_seconds"] += time.perf_counter() - started
         state["epochs_done"] = epoch + 1

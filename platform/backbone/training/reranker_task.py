@@ -14,6 +14,7 @@ from sentence_transformers import CrossEncoder
 
 from backbone.evaluation import evaluate, rerank
 from backbone.models import add_lora, build_reranker, load_reranker, merge_lora, reranker_features, score_pairs
+from backbone.progress import part
 from backbone.recipes import LoraFinetune, Reranker, RerankerStage
 from backbone.training.inputs import StageInputs
 from backbone.training.negatives import QueryRanking
@@ -30,10 +31,19 @@ class RerankerTask:
         stage: the stage being trained (``None`` when only evaluating the base model).
         metrics: the reranker metrics to evaluate (mrr@10, ndcg@10, ...).
         batch_size: scoring batch size.
+        label: what this worker's progress lines call the stage (``"[reranker/refinement]"``); None shows none.
     """
 
-    def __init__(self, spec: Reranker, stage: RerankerStage | None, metrics: list[str], batch_size: int = 32):
+    def __init__(
+        self,
+        spec: Reranker,
+        stage: RerankerStage | None,
+        metrics: list[str],
+        batch_size: int = 32,
+        label: str | None = None,
+    ):
         self.spec = spec
+        self.label = label
         self.stage = stage
         self.metrics = metrics
         self.batch_size = batch_size
@@ -61,7 +71,12 @@ class RerankerTask:
         return sharded_map(
             pairs,
             lambda chunk: score_pairs(
-                model, self.spec, [q for q, _ in chunk], [p for _, p in chunk], batch_size=self.batch_size
+                model,
+                self.spec,
+                [q for q, _ in chunk],
+                [p for _, p in chunk],
+                batch_size=self.batch_size,
+                progress=part(self.label, "score pairs"),
             ),
         )
 

@@ -25,6 +25,7 @@ from backbone.models import (
     merge_lora,
     retriever_features,
 )
+from backbone.progress import part
 from backbone.recipes import LoraFinetune, Retriever, RetrieverStage
 from backbone.training.inputs import StageInputs
 from backbone.training.negatives import QueryRanking
@@ -41,10 +42,19 @@ class RetrieverTask:
         stage: the stage being trained (``None`` when only evaluating the base model).
         metrics: the retriever metrics to evaluate (recall@K, ndcg@10, ...).
         batch_size: encoding batch size.
+        label: what this worker's progress lines call the stage (``"[retriever/refinement]"``); None shows none.
     """
 
-    def __init__(self, spec: Retriever, stage: RetrieverStage | None, metrics: list[str], batch_size: int = 32):
+    def __init__(
+        self,
+        spec: Retriever,
+        stage: RetrieverStage | None,
+        metrics: list[str],
+        batch_size: int = 32,
+        label: str | None = None,
+    ):
         self.spec = spec
+        self.label = label
         self.stage = stage
         self.metrics = metrics
         self.batch_size = batch_size
@@ -83,7 +93,10 @@ class RetrieverTask:
         """Every passage's embedding, the encoding shared across the stage's workers."""
         self.corpus_encodings += 1
         return sharded_map(
-            inputs.passages, lambda texts: encode_passages(model, self.spec, texts, batch_size=self.batch_size)
+            inputs.passages,
+            lambda texts: encode_passages(
+                model, self.spec, texts, batch_size=self.batch_size, progress=part(self.label, "encode corpus")
+            ),
         )
 
     def rank(
@@ -99,7 +112,10 @@ class RetrieverTask:
             corpus_embeddings = self.documents if self.documents is not None else self.encode_corpus(model, inputs)
         texts = [inputs.anchors[query] for query in queries]
         query_embeddings = sharded_map(
-            texts, lambda chunk: encode_queries(model, self.spec, chunk, batch_size=self.batch_size)
+            texts,
+            lambda chunk: encode_queries(
+                model, self.spec, chunk, batch_size=self.batch_size, progress=part(self.label, "encode queries")
+            ),
         )
         relevant = [inputs.relevant[query] for query in queries]
         return dense_rankings(
