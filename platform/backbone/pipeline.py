@@ -10,10 +10,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from tqdm import tqdm
 
 from backbone.data import build_recipe_dataset
 from backbone.errors import BackboneError
@@ -25,6 +28,52 @@ from backbone.settings import backbone_home
 from backbone.training import StageResult, StageRun, baseline_rows, published_stages, results_table, train_component
 
 
+@dataclass(frozen=True)
+class PipelineRun:
+    """What one :func:`run_pipeline` call did.
+
+    Args:
+        selection: what the search chose, the release and the report.
+        stages: every stage of both curricula, base first, each trained by this run or reused from the registry.
+        phases: wall seconds of each phase, in order (prepare data, train retriever, train reranker, search and
+            release).
+    """
+
+    selection: Selection
+    stages: list[StageResult]
+    phases: dict[str, float]
+
+    def describe(self) -> str:
+        """The selection's lines, then a closing summary: what was trained or reused, time per phase, the report.
+
+        Example:
+            >>> print(run_pipeline(Path("jobs/recipes/stard-mini.yaml")).describe())  # doctest: +SKIP
+            ...
+            run summary:
+              trained: retriever/alignment (06:12), ...
+              reused: retriever/base, reranker/base
+              prepare data 00:02, train retriever 14:40, train reranker 11:05, search and release 03:30; total 29:17
+              report: /root/.cache/backbone/reports/stard-mini/report.md
+        """
+        trained = [
+            f"{s.component}/{s.stage} ({'evaluated, ' if s.stage == 'base' else ''}{tqdm.format_interval(s.seconds)})"
+            for s in self.stages
+            if not s.reused
+        ]
+        reused = [f"{s.component}/{s.stage}" for s in self.stages if s.reused]
+        phases = ", ".join(f"{phase} {tqdm.format_interval(seconds)}" for phase, seconds in self.phases.items())
+        return "\n".join(
+            [
+                self.selection.describe(),
+                "run summary:",
+                f"  trained: {', '.join(trained) or 'nothing'}",
+                f"  reused: {', '.join(reused) or 'nothing'}",
+                f"  {phases}; total {tqdm.format_interval(sum(self.phases.values()))}",
+                f"  report: {self.selection.report}",
+            ]
+        )
+
+
 def run_pipeline(
     recipe_path: Path,
     *,
@@ -33,8 +82,8 @@ def run_pipeline(
     use_gpu: bool | None = None,
     report_dir: Path | None = None,
     train: bool = True,
-) -> Selection:
-    """Run a recipe end to end and return what the search chose, with the report's path.
+) -> PipelineRun:
+    """Run a recipe end to end and return what the search chose, what was trained or reused, and the time taken.
 
     Args:
         recipe_path: the recipe's YAML file.
@@ -48,25 +97,36 @@ def run_pipeline(
         BackboneError: a bad recipe, missing data or models, or (``train=False``) a stage not trained yet.
 
     Example:
-        >>> selection = run_pipeline(Path("jobs/recipes/stard-mini.yaml"))  # doctest: +SKIP
-        >>> selection.report  # doctest: +SKIP
+        >>> run = run_pipeline(Path("jobs/recipes/stard-mini.yaml"))  # doctest: +SKIP
+        >>> run.selection.report  # doctest: +SKIP
         PosixPath('/root/.cache/backbone/reports/stard-mini/report.md')
     """
+    phases: dict[str, float] = {}
+    started = time.perf_counter()
     recipe = load_recipe(recipe_path)
     dataset_dir = build_recipe_dataset(recipe.dataset, recipe.name)
     registry = Registry(registry_uri)
     ensure_ray()
-    checkpoints: dict[str, dict[str, str]] = {}
+    phases["prepare data"] = time.perf_counter() - started
+    stages: list[StageResult] = []
     for component in ("retriever", "reranker"):
+        started = time.perf_counter()
         if train:
             run = StageRun.from_recipe(recipe.resources, workers, use_gpu)
-            results = train_component(recipe, component, dataset_dir, registry, run)
+            stages += train_component(recipe, component, dataset_dir, registry, run)
         else:
-            results = published_stages(recipe, component, dataset_dir, registry, recipe.searched_stages(component))
-        checkpoints[component] = {result.stage: result.checkpoint.id for result in results}
-    return select_backbone(
+            stages += published_stages(recipe, component, dataset_dir, registry, recipe.searched_stages(component))
+        phases[f"{'train' if train else 'find'} {component}"] = time.perf_counter() - started
+    checkpoints = {
+        component: {result.stage: result.checkpoint.id for result in stages if result.component == component}
+        for component in ("retriever", "reranker")
+    }
+    started = time.perf_counter()
+    selection = select_backbone(
         recipe, dataset_dir, registry, checkpoints, report_dir or backbone_home() / "reports" / recipe.name
     )
+    phases["search and release"] = time.perf_counter() - started
+    return PipelineRun(selection, stages, phases)
 
 
 @dataclass(frozen=True)
@@ -164,7 +224,7 @@ def job_main(argv: list[str] | None, *, train: bool, description: str) -> int:
         )
     args = parser.parse_args(argv)
     try:
-        selection = run_pipeline(
+        finished = run_pipeline(
             args.recipe,
             registry_uri=args.registry,
             workers=getattr(args, "workers", None),
@@ -175,5 +235,5 @@ def job_main(argv: list[str] | None, *, train: bool, description: str) -> int:
     except BackboneError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(selection.describe())
+    print(finished.describe())
     return 0

@@ -57,7 +57,7 @@ def test_training_stage_on_s3_adds_cpu_workers_and_they_leave_when_idle(
     recipe = tiny_recipe(stard_dir, tiny_encoder_dir, STAGE, reranker_stage)
     registry = Registry(URI)
     assert isinstance(registry.root.fs, pafs.S3FileSystem)
-    checkpoint = run_stage(recipe, "retriever", "refine", None, small_dataset, registry, StageRun(workers=2))
+    checkpoint = run_stage(recipe, "retriever", "refine", None, small_dataset, registry, StageRun(workers=2)).checkpoint
     trained_at = time.monotonic()
     wait_for_nodes(1, timeout_s=IDLE_TIMEOUT_S + 60)
     gone_after = time.monotonic() - trained_at

@@ -49,6 +49,27 @@ def test_a_second_run_does_no_model_work_and_writes_nothing_new(tiny_pipeline: T
     assert second.outcome.rows == first.outcome.rows and second.report_artifact == first.report_artifact
 
 
+def test_the_closing_summary_says_what_was_trained_or_reused_and_the_time_per_phase(
+    tiny_pipeline: TinyPipeline,
+) -> None:
+    first, second = tiny_pipeline.first_run, tiny_pipeline.second_run
+    stages = ["retriever/base", "retriever/align", "reranker/base", "reranker/align"]
+    assert [f"{s.component}/{s.stage}" for s in first.stages] == [f"{s.component}/{s.stage}" for s in second.stages]
+    assert [s.reused for s in first.stages] == [False] * 4 and [s.reused for s in second.stages] == [True] * 4
+    assert list(first.phases) == ["prepare data", "train retriever", "train reranker", "search and release"]
+    # Training dominates the first run; the second only looks things up.
+    assert first.phases["train retriever"] > second.phases["train retriever"]
+
+    lines = first.describe().splitlines()
+    summary = lines[lines.index("run summary:") :]
+    assert summary[1].startswith("  trained: retriever/base (") and all(stage in summary[1] for stage in stages)
+    assert summary[2] == "  reused: nothing"
+    assert summary[3].startswith("  prepare data ") and "; total " in summary[3]
+    assert summary[4] == f"  report: {first.selection.report}"
+    again = second.describe().splitlines()
+    assert again[again.index("run summary:") + 1 :][:2] == ["  trained: nothing", f"  reused: {', '.join(stages)}"]
+
+
 def test_the_release_and_report_hold_the_chosen_backbone(tiny_pipeline: TinyPipeline) -> None:
     outcome = tiny_pipeline.first.outcome
     release = Releases(Registry(str(tiny_pipeline.registry))).current("tiny-pipeline")
@@ -85,7 +106,7 @@ def test_a_checkpoint_without_an_index_has_its_corpus_encoded_once(tiny_pipeline
             lineage=Lineage(parents=[base.id]),
             params=base.params,
         )
-    dataset = next((tiny_pipeline.home / "datasets").glob("*/manifest.json")).parent
+    dataset = tiny_pipeline.dataset
     inputs = search_inputs(dataset, "dev", recipe.retriever, recipe.reranker)
 
     def gather() -> Work:
@@ -102,7 +123,7 @@ def test_evaluate_gives_the_searchs_own_figures_for_its_release_and_writes_runs(
 ) -> None:
     outcome = tiny_pipeline.first.outcome
     release = outcome.release
-    dataset = next((tiny_pipeline.home / "datasets").glob("*/manifest.json")).parent
+    dataset = tiny_pipeline.dataset
     args = ["evaluate", f"{release.name}@{release.version}", "--dataset", str(dataset), "--split", outcome.eval_split]
     args += [
         "--metrics",

@@ -154,7 +154,7 @@ def test_killed_worker_resumes_and_publishes_once(
     stage = {**RETRIEVER_STAGE, "epochs": 5}
     recipe = tiny_recipe(stard_dir, tiny_encoder_dir, stage, RERANKER_STAGE)
     registry = Registry(str(tmp_path / "registry"))
-    base = run_stage(recipe, "retriever", "base", None, small_dataset, registry, StageRun(workers=1))
+    base = run_stage(recipe, "retriever", "base", None, small_dataset, registry, StageRun(workers=1)).checkpoint
     killed: list[int] = []
     stop = threading.Event()
     killer = threading.Thread(
@@ -162,7 +162,9 @@ def test_killed_worker_resumes_and_publishes_once(
     )
     killer.start()
     try:
-        checkpoint = run_stage(recipe, "retriever", "refine", base, small_dataset, registry, StageRun(workers=2))
+        checkpoint = run_stage(
+            recipe, "retriever", "refine", base, small_dataset, registry, StageRun(workers=2)
+        ).checkpoint
     finally:
         stop.set()
         killer.join()
@@ -181,8 +183,8 @@ def test_checkpoints_load_plainly_and_reproduce_their_metrics(
     recipe = tiny_recipe(stard_dir, tiny_encoder_dir, RETRIEVER_STAGE, RERANKER_STAGE)
     registry = Registry(str(tmp_path / "registry"))
     one = StageRun(workers=1)
-    retriever = run_stage(recipe, "retriever", "refine", None, small_dataset, registry, one)
-    reranker = run_stage(recipe, "reranker", "refine", None, small_dataset, registry, one)
+    retriever = run_stage(recipe, "retriever", "refine", None, small_dataset, registry, one).checkpoint
+    reranker = run_stage(recipe, "reranker", "refine", None, small_dataset, registry, one).checkpoint
     inputs = build_stage_inputs(recipe, recipe.reranker, None, small_dataset)
 
     model = SentenceTransformer(str(registry.materialize(retriever.id)))
@@ -232,8 +234,8 @@ def test_a_reranker_distils_from_the_retrievers_candidates(
     one = StageRun(workers=1)
     with pytest.raises(BackboneError, match="train the retriever first"):
         run_stage(recipe, "reranker", "distill", None, small_dataset, registry, one)
-    retriever = run_stage(recipe, "retriever", "base", None, small_dataset, registry, one)
-    reranker = run_stage(recipe, "reranker", "distill", None, small_dataset, registry, one)
+    retriever = run_stage(recipe, "retriever", "base", None, small_dataset, registry, one).checkpoint
+    reranker = run_stage(recipe, "reranker", "distill", None, small_dataset, registry, one).checkpoint
 
     # The stage trained (on every worker the teacher scores were there: distill_kl asserts them) ...
     assert reranker.params["candidates_from"] == retriever.id
@@ -266,8 +268,8 @@ def test_a_query_side_curriculum_encodes_the_corpus_once(
     recipe = recipe.model_copy(update={"retriever": retriever})
     registry = Registry(str(tmp_path / "registry"))
     one = StageRun(workers=1)
-    base = run_stage(recipe, "retriever", "base", None, small_dataset, registry, one)
-    trained = run_stage(recipe, "retriever", "queries", base, small_dataset, registry, one)
+    base = run_stage(recipe, "retriever", "base", None, small_dataset, registry, one).checkpoint
+    trained = run_stage(recipe, "retriever", "queries", base, small_dataset, registry, one).checkpoint
 
     assert (base.metrics["corpus_encodings"], trained.metrics["corpus_encodings"]) == (1, 0)
     assert trained.params["document_encoder"] == {"mode": "frozen", "checkpoint": base.id}
@@ -284,7 +286,7 @@ def test_a_query_side_curriculum_encodes_the_corpus_once(
     assert trained.metrics["ndcg@10"] != base.metrics["ndcg@10"]
 
     # contrast: corpus scores every query against all the index's passages: still no encoding, 16 examples in 4 steps.
-    against_corpus = run_stage(recipe, "retriever", "whole", trained, small_dataset, registry, one)
+    against_corpus = run_stage(recipe, "retriever", "whole", trained, small_dataset, registry, one).checkpoint
     assert against_corpus.metrics["corpus_encodings"] == 0 and registry.list("index") == [index]
     assert (against_corpus.metrics["steps"], against_corpus.metrics["examples_left_out"]) == (4, 0)
     assert against_corpus.metrics["ndcg@10"] != trained.metrics["ndcg@10"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from backbone.pipeline import PipelineRun
 from backbone.selection import Selection
 
 
@@ -58,6 +59,23 @@ class TinyPipeline:
     home: Path
     recipe: Path
     registry: Path
-    first: Selection
-    second: Selection
+    first_run: PipelineRun
+    second_run: PipelineRun
     artifacts_after_first: list[str]
+
+    @property
+    def first(self) -> Selection:
+        """What the first run's search chose."""
+        return self.first_run.selection
+
+    @property
+    def second(self) -> Selection:
+        """What the second run's search chose (everything found in the registry)."""
+        return self.second_run.selection
+
+    @property
+    def dataset(self) -> Path:
+        """The prepared dataset the recipe trained and searched on (the home also holds the whole STARD it was cut
+        from)."""
+        (folder,) = (self.home / "datasets").glob(f"{self.recipe.stem}-*/manifest.json")
+        return folder.parent

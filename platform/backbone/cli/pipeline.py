@@ -36,10 +36,10 @@ def run(
     """
     from backbone.pipeline import run_pipeline
 
-    selection = run_pipeline(
+    finished = run_pipeline(
         recipe, registry_uri=registry, workers=workers, use_gpu=gpu, report_dir=report_dir, train=not search_only
     )
-    typer.echo(selection.describe())
+    typer.echo(finished.describe())
 
 
 def train(

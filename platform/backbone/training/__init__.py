@@ -1,13 +1,12 @@
 """Training each component through its curriculum of stages on Ray Train."""
 
 from backbone.training.curriculum import (
-    StageResult,
     baseline_rows,
     published_stages,
     results_table,
     train_component,
 )
-from backbone.training.stage import StageRun, reranker_candidates, run_stage, stage_cache_key
+from backbone.training.stage import StageResult, StageRun, reranker_candidates, run_stage, stage_cache_key
 
 __all__ = [
     "StageResult",

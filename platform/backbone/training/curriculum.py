@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -14,18 +13,9 @@ from backbone.recipes import Recipe
 from backbone.registry import ArtifactManifest, Registry
 from backbone.training.candidates import Bm25Candidates, CandidateSource
 from backbone.training.inputs import build_stage_inputs
-from backbone.training.stage import StageRun, reranker_candidates, run_stage, stage_cache_key
+from backbone.training.stage import StageResult, StageRun, reranker_candidates, run_stage, stage_cache_key
 
 Component = Literal["retriever", "reranker"]
-
-
-@dataclass(frozen=True)
-class StageResult:
-    """A trained (or base) stage: its name and its published checkpoint, which carries its metrics."""
-
-    component: Component
-    stage: str
-    checkpoint: ArtifactManifest
 
 
 def train_component(
@@ -60,8 +50,8 @@ def train_component(
     results: list[StageResult] = []
     parent = None
     for name in ["base", *names[: last + 1]]:
-        parent = run_stage(recipe, component, name, parent, dataset_dir, registry, run)
-        results.append(StageResult(component, name, parent))
+        results.append(run_stage(recipe, component, name, parent, dataset_dir, registry, run))
+        parent = results[-1].checkpoint
     return results
 
 
@@ -90,7 +80,7 @@ def published_stages(
                 f"{component} stage {name!r} of recipe {recipe.name!r} is not in registry {registry.uri}: "
                 "train it first (python jobs/train.py --recipe ..., or backbone run RECIPE)"
             )
-        results.append(StageResult(component, name, parent))
+        results.append(StageResult(component, name, parent, reused=True, seconds=0.0))
     return results
 
 

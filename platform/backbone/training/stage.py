@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -64,6 +65,25 @@ class StageRun:
             use_gpu=resolve_use_gpu(resources.use_gpu if use_gpu is None else use_gpu),
             cpus_per_worker=resources.cpus_per_worker,
         )
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """A trained (or base) stage: its name and its published checkpoint, which carries its metrics.
+
+    Args:
+        component: ``retriever`` or ``reranker``.
+        stage: the stage's name (``base`` for the untrained model).
+        checkpoint: the published checkpoint.
+        reused: found in the registry rather than trained (or evaluated) by this call.
+        seconds: wall time this call spent on the stage (lookup only, when reused).
+    """
+
+    component: Literal["retriever", "reranker"]
+    stage: str
+    checkpoint: ArtifactManifest
+    reused: bool
+    seconds: float
 
 
 def stage_cache_key(
@@ -129,7 +149,7 @@ def run_stage(
     dataset_dir: Path,
     registry: Registry,
     run: StageRun,
-) -> ArtifactManifest:
+) -> StageResult:
     """Train (or, for ``base``, only evaluate) one stage and publish its checkpoint; reuse it if already published.
 
     The checkpoint artifact is the model folder (loadable with ``SentenceTransformer(path)`` or
@@ -150,14 +170,17 @@ def run_stage(
 
     Example:
         >>> base = run_stage(recipe, "retriever", "base", None, dataset_dir, Registry(), StageRun())  # doctest: +SKIP
+        >>> base.checkpoint.metrics["ndcg@10"], base.reused  # doctest: +SKIP
+        (0.76, False)
     """
+    started = time.perf_counter()
     spec = getattr(recipe, component)
     stage = None if stage_name == "base" else next(s for s in spec.stages if s.name == stage_name)
     data = dataset_checksum(dataset_dir)
     key = stage_cache_key(recipe, component, stage_name, parent.id if parent else None, data)
     if (found := registry.find("checkpoint", key)) is not None:
         print(f"[{component}/{stage_name}] reusing {found.id}", flush=True)
-        return found
+        return StageResult(component, stage_name, found, reused=True, seconds=time.perf_counter() - started)
     candidates = reranker_candidates(recipe, dataset_dir, registry) if component == "reranker" else None
     if stage is not None and stage.batch_size % run.workers:
         raise BackboneError(
@@ -226,7 +249,7 @@ def run_stage(
                 recipe_hash=lineage.recipe_hash,
                 dataset_checksum=data,
             )
-    return checkpoint
+    return StageResult(component, stage_name, checkpoint, reused=False, seconds=time.perf_counter() - started)
 
 
 def _index_of(registry: Registry, checkpoint: ArtifactManifest, data: str) -> tuple[str, str] | None:
