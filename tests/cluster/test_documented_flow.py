@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import httpx
 import pytest
@@ -52,13 +53,15 @@ def test_pipeline_job_then_deploy_search_rollback_status(
     # backbone deploy RELEASE  (registry from $BACKBONE_REGISTRY, documents: the dataset the pipeline prepared)
     port = free_port()
     try:
-        _deploy_search_rollback_status(tiny_head, releases, port, chosen, other)
+        _deploy_search_rollback_status(tiny_head, releases, port, chosen, other, tiny_pipeline.recipe)
     finally:
         # The head is shared with the other job tests: give its CPU back (`serve shutdown`, as docs/cluster.md ends).
         subprocess.run(["serve", "shutdown", "--address", tiny_head, "--yes"], env=ray_env(), check=True, timeout=120)
 
 
-def _deploy_search_rollback_status(tiny_head: str, releases: Releases, port: int, chosen: str, other: str) -> None:
+def _deploy_search_rollback_status(
+    tiny_head: str, releases: Releases, port: int, chosen: str, other: str, recipe: Path
+) -> None:
     deployed = backbone("deploy", "tiny-pipeline", "--port", str(port))
     assert f"reranker {other}" in deployed
 
@@ -69,10 +72,19 @@ def _deploy_search_rollback_status(tiny_head: str, releases: Releases, port: int
         assert answer["release"] == "tiny-pipeline" and answer["reranked"] is True
         assert answer["versions"]["reranker"] == other and len(answer["results"]) == 3
 
-        # backbone rollback reranker
-        rolled_back = backbone("rollback", "reranker", "--note", "test: back to the chosen one")
+        # backbone rollback reranker --rechoose-k --recipe RECIPE: back to the chosen reranker, and the applications'
+        # K and weight chosen again for it (from the search's cached evidence) and served.
+        rolled_back = backbone(
+            "rollback", "reranker", "--note", "test: back to the chosen one", "--rechoose-k", "--recipe", str(recipe)
+        )
         assert "rollback reranker to v" in rolled_back and chosen in rolled_back
+        assert "model work: 0 corpus encodings" in rolled_back and "warning" not in rolled_back
+        rechosen = releases.current("tiny-pipeline")
+        assert f"serving v{rechosen.version}'s K and weight" in rolled_back
         assert http.post("/v1/search", json=search).json()["versions"]["reranker"] == chosen
+        info = http.get("/v1/info").json()
+        assert info["release_version"] == rechosen.version
+        assert info["applications"]["api"]["k"] == rechosen.applications["api"].k
 
     # backbone status
     status = backbone("status")

@@ -10,9 +10,10 @@ from pydantic import ValidationError
 from ray.serve.schema import DeploymentSchema, ServeDeploySchema
 
 from backbone.errors import BackboneError
+from backbone.registry import AppSettings
 from backbone.serving.config import GatewayConfig, RerankerConfig, RetrieverConfig, Scaling, ServingScaling
 from backbone.serving.deploy import load_scaling
-from backbone.serving.schemas import EmbeddingRequest, RerankRequest, SearchRequest
+from backbone.serving.schemas import EmbeddingRequest, InfoResponse, RerankRequest, SearchRequest
 
 SHIPPED = Path(__file__).resolve().parents[2] / "serve_configs"
 
@@ -24,6 +25,19 @@ def test_requests_forbid_unknown_fields_and_blank_text() -> None:
         SearchRequest.model_validate({"query": " \n"})
     with pytest.raises(ValidationError, match="text 1 is empty"):
         EmbeddingRequest.model_validate({"input": ["合同", " "]})
+
+
+def test_info_shows_each_applications_weight() -> None:
+    component = {"checkpoint": "checkpoint-1", "base_model": "e5", "max_lengths": {"query": 32}}
+    info = InfoResponse(
+        release="legal",
+        release_version=2,
+        retriever=component,
+        reranker=component,
+        applications={"api": AppSettings(k=20, top_n=5, weight=0.5)},
+        limits={},
+    )
+    assert info.model_dump(mode="json")["applications"] == {"api": {"k": 20, "top_n": 5, "rerank": True, "weight": 0.5}}
 
 
 def test_rerank_accepts_cohere_strings_and_objects() -> None:

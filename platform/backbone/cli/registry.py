@@ -169,7 +169,7 @@ def promote(
     record = releases.promote(name, component, artifact, index=index, note=note)
     typer.echo(f"{record.name} v{record.version}: {record.change}")
     if rechoose_k and recipe is not None:
-        _rechoose(releases, name, recipe)
+        rechoose_release(releases, name, recipe)
     else:
         warn_stale_settings(record)
 
@@ -182,10 +182,12 @@ def rechoose(
 ) -> None:
     """Choose each application's K and weight again for the pair the release serves now (after a promotion or a
     rollback), as the search would, from its cached evidence; append the version if anything changed."""
-    _rechoose(Releases(Registry(registry)), name, recipe)
+    rechoose_release(Releases(Registry(registry)), name, recipe)
 
 
-def _rechoose(releases: Releases, name: str, recipe: Path) -> None:
+def rechoose_release(releases: Releases, name: str, recipe: Path) -> ReleaseRecord:
+    """Choose each application's K and weight again for the pair release ``name`` serves now, record the new
+    version, print what changed, and return it (``backbone release rechoose`` and every ``--rechoose-k``)."""
     from backbone.data import build_recipe_dataset
     from backbone.ray_runtime import ensure_ray
     from backbone.recipes import load_recipe
@@ -198,6 +200,7 @@ def _rechoose(releases: Releases, name: str, recipe: Path) -> None:
     rechosen = releases.set_settings(name, settings, note=f"re-chosen with recipe {recipe}")
     typer.echo(f"model work: {work}")
     typer.echo(f"{rechosen.name} v{rechosen.version}: {rechosen.change}")
+    return rechosen
 
 
 def warn_stale_settings(record: ReleaseRecord) -> None:

@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
-from backbone.cli.registry import JsonOption, RegistryOption, warn_stale_settings
-from backbone.registry import Component, Registry
+from backbone.cli.registry import JsonOption, RegistryOption, rechoose_release, warn_stale_settings
+from backbone.errors import BackboneError
+from backbone.registry import Component, Registry, Releases
 
 AddressOption = Annotated[
     str | None,
@@ -90,11 +91,30 @@ def rollback(
         typer.Option("--to", help="Release version whose component to serve again. Default: the previous one."),
     ] = None,
     note: Annotated[str, typer.Option(help="Why, kept in the release history.")] = "",
+    rechoose_k: Annotated[
+        bool,
+        typer.Option(
+            "--rechoose-k",
+            help="Then choose each application's K and weight again for the pair now served, from the search's "
+            "cached evidence, and serve them; needs --recipe.",
+        ),
+    ] = False,
+    recipe: Annotated[
+        Path | None, typer.Option(help="The recipe the release was searched with (for --rechoose-k).")
+    ] = None,
     address: AddressOption = None,
 ) -> None:
     """Roll one component of the served release back; the other keeps its replicas running."""
     from backbone.serving import deploy as serving  # Serve and the models load only when a command runs
 
-    record = serving.rollback(component, serving.ServeCluster(address), to_version=to, note=note)
+    if rechoose_k and recipe is None:
+        raise BackboneError("--rechoose-k needs --recipe: the recipe the release was searched with")
+    cluster = serving.ServeCluster(address)
+    record = serving.rollback(component, cluster, to_version=to, note=note)
     typer.echo(f"{record.name} v{record.version}: {record.change}")
-    warn_stale_settings(record)
+    if rechoose_k and recipe is not None:
+        rechosen = rechoose_release(Releases(Registry(serving.served_registry(cluster))), record.name, recipe)
+        serving.serve_settings(rechosen, cluster)
+        typer.echo(f"serving v{rechosen.version}'s K and weight of every application")
+    else:
+        warn_stale_settings(record)

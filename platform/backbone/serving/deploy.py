@@ -307,6 +307,44 @@ def rollback(
     return record
 
 
+def served_registry(cluster: ServeCluster) -> str:
+    """The registry URI the served release is read from (the retriever deployment's).
+
+    Example:
+        >>> served_registry(ServeCluster())  # doctest: +SKIP
+        '/root/.cache/backbone/registry'
+    """
+    return _user_configs(cluster.deployed())[_DEPLOYMENT["retriever"]]["registry"]
+
+
+def serve_settings(record: ReleaseRecord, cluster: ServeCluster) -> None:
+    """Serve ``record``'s application settings (K, top_n, rerank, weight): a version that changed only them.
+
+    Only the gateway's config changes, so neither component's replicas restart.
+
+    Raises:
+        BackboneError: ``record`` is another release than the served one, or serves other checkpoints.
+
+    Example:
+        >>> serve_settings(Releases(Registry()).current("stard-mini"), ServeCluster())  # doctest: +SKIP
+    """
+    config = cluster.deployed()
+    user_configs = _user_configs(config)
+    gateway = GatewayConfig.model_validate(user_configs["Gateway"])
+    for component in ("retriever", "reranker"):
+        served = user_configs[_DEPLOYMENT[component]]["checkpoint"]
+        if gateway.release != record.name or served != record.slot(component).checkpoint:
+            raise BackboneError(
+                f"release {record.name} v{record.version} is not what serves ({gateway.release}, {component} "
+                f"{served}): deploy it instead"
+            )
+    user_configs["Gateway"]["applications"] = {
+        name: settings.model_dump(mode="json") for name, settings in record.applications.items()
+    }
+    user_configs["Gateway"]["release_version"] = record.version
+    cluster.apply(config)
+
+
 def _index_of(record: ReleaseRecord) -> str:
     if record.retriever.index is None:
         raise BackboneError(f"release {record.name} v{record.version} has no retriever index to search")

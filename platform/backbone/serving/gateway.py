@@ -220,7 +220,7 @@ class Gateway:
             release_version=config.release_version,
             retriever=ComponentInfo(**retriever),
             reranker=ComponentInfo(**reranker),
-            applications={name: app.model_dump() for name, app in config.applications.items()},
+            applications=dict(config.applications),
             limits=config.limits.model_dump(),
         )
 

@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from backbone.registry import AppSettings
+
 # A sanity bound before any configured limit: a text longer than this is refused whatever the deployment allows.
 _HARD_TEXT_CHARS = 1_000_000
 
@@ -235,7 +237,7 @@ class InfoResponse(BaseModel):
     release_version: int = Field(description="The release version whose components serve.")
     retriever: ComponentInfo = Field(description="The retriever.")
     reranker: ComponentInfo = Field(description="The reranker.")
-    applications: dict[str, dict[str, int | bool]] = Field(description="Each application's k, top_n and rerank.")
+    applications: dict[str, AppSettings] = Field(description="Each application's k, top_n, rerank and weight.")
     limits: dict[str, int] = Field(description="Request limits (see docs/serving.md).")
 
 
