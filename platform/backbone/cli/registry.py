@@ -28,6 +28,17 @@ RegistryOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+RechooseKOption = Annotated[
+    bool,
+    typer.Option(
+        "--rechoose-k",
+        help="Then choose each application's K and weight again for the pair now served, from the search's cached "
+        "evidence (model work only for what it lacks); needs --recipe.",
+    ),
+]
+RechooseRecipeOption = Annotated[
+    Path | None, typer.Option(help="The recipe the release was searched with (for --rechoose-k).")
+]
 
 
 @app.command("list")
@@ -146,30 +157,20 @@ def promote(
         ),
     ] = None,
     note: Annotated[str, typer.Option(help="Why, kept in the release history.")] = "",
-    rechoose_k: Annotated[
-        bool,
-        typer.Option(
-            "--rechoose-k",
-            help="Then choose each application's K and weight again for the new pair, from the search's cached "
-            "evidence (model work only for what it lacks); needs --recipe.",
-        ),
-    ] = False,
-    recipe: Annotated[
-        Path | None, typer.Option(help="The recipe the release was searched with (for --rechoose-k).")
-    ] = None,
+    rechoose_k: RechooseKOption = False,
+    recipe: RechooseRecipeOption = None,
     registry: RegistryOption = None,
 ) -> None:
     """Append a version of a release that serves ARTIFACT as its COMPONENT; the other component is unchanged.
 
     This changes the registry only: a running deployment picks it up with `backbone deploy NAME`.
     """
-    if rechoose_k and recipe is None:
-        raise BackboneError("--rechoose-k needs --recipe: the recipe the release was searched with")
+    rechoose_with = recipe_to_rechoose_with(rechoose_k, recipe)
     releases = Releases(Registry(registry))
     record = releases.promote(name, component, artifact, index=index, note=note)
     typer.echo(f"{record.name} v{record.version}: {record.change}")
-    if rechoose_k and recipe is not None:
-        rechoose_release(releases, name, recipe)
+    if rechoose_with is not None:
+        rechoose_release(releases, name, rechoose_with)
     else:
         warn_stale_settings(record)
 
@@ -183,6 +184,17 @@ def rechoose(
     """Choose each application's K and weight again for the pair the release serves now (after a promotion or a
     rollback), as the search would, from its cached evidence; append the version if anything changed."""
     rechoose_release(Releases(Registry(registry)), name, recipe)
+
+
+def recipe_to_rechoose_with(rechoose_k: bool, recipe: Path | None) -> Path | None:
+    """The recipe of ``--rechoose-k --recipe R`` (None without ``--rechoose-k``), checked before anything changes.
+
+    Raises:
+        BackboneError: ``--rechoose-k`` without ``--recipe``.
+    """
+    if rechoose_k and recipe is None:
+        raise BackboneError("--rechoose-k needs --recipe: the recipe the release was searched with")
+    return recipe if rechoose_k else None
 
 
 def rechoose_release(releases: Releases, name: str, recipe: Path) -> ReleaseRecord:

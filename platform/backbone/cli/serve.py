@@ -8,8 +8,15 @@ from typing import Annotated
 
 import typer
 
-from backbone.cli.registry import JsonOption, RegistryOption, rechoose_release, warn_stale_settings
-from backbone.errors import BackboneError
+from backbone.cli.registry import (
+    JsonOption,
+    RechooseKOption,
+    RechooseRecipeOption,
+    RegistryOption,
+    rechoose_release,
+    recipe_to_rechoose_with,
+    warn_stale_settings,
+)
 from backbone.registry import Component, Registry, Releases
 
 AddressOption = Annotated[
@@ -91,29 +98,22 @@ def rollback(
         typer.Option("--to", help="Release version whose component to serve again. Default: the previous one."),
     ] = None,
     note: Annotated[str, typer.Option(help="Why, kept in the release history.")] = "",
-    rechoose_k: Annotated[
-        bool,
-        typer.Option(
-            "--rechoose-k",
-            help="Then choose each application's K and weight again for the pair now served, from the search's "
-            "cached evidence, and serve them; needs --recipe.",
-        ),
-    ] = False,
-    recipe: Annotated[
-        Path | None, typer.Option(help="The recipe the release was searched with (for --rechoose-k).")
-    ] = None,
+    rechoose_k: RechooseKOption = False,
+    recipe: RechooseRecipeOption = None,
     address: AddressOption = None,
 ) -> None:
-    """Roll one component of the served release back; the other keeps its replicas running."""
+    """Roll one component of the served release back; the other keeps its replicas running.
+
+    With --rechoose-k the re-chosen K and weights are served at once (only the gateway's config changes).
+    """
     from backbone.serving import deploy as serving  # Serve and the models load only when a command runs
 
-    if rechoose_k and recipe is None:
-        raise BackboneError("--rechoose-k needs --recipe: the recipe the release was searched with")
+    rechoose_with = recipe_to_rechoose_with(rechoose_k, recipe)
     cluster = serving.ServeCluster(address)
     record = serving.rollback(component, cluster, to_version=to, note=note)
     typer.echo(f"{record.name} v{record.version}: {record.change}")
-    if rechoose_k and recipe is not None:
-        rechosen = rechoose_release(Releases(Registry(serving.served_registry(cluster))), record.name, recipe)
+    if rechoose_with is not None:
+        rechosen = rechoose_release(Releases(Registry(serving.served_registry(cluster))), record.name, rechoose_with)
         serving.serve_settings(rechosen, cluster)
         typer.echo(f"serving v{rechosen.version}'s K and weight of every application")
     else:
