@@ -30,6 +30,7 @@ from backbone.registry import AppSettings, Lineage, Registry, ReleaseRecord, Rel
 APPLICATIONS = {
     "default": AppSettings(k=8, top_n=3, rerank=True),
     "fast": AppSettings(k=5, top_n=5, rerank=False),
+    "search": AppSettings(k=8, top_n=5, rerank=True, weight=0.5),  # the docs' curls name it
 }
 # Statute-like documents and questions in the tiny models' vocabulary.
 TITLES = ["民法典第一条", "民法典第二条", "刑法第三条", "合同法第四条", "婚姻法第五条", "公司法第六条"]

@@ -43,7 +43,7 @@ def test_search_without_reranking_keeps_the_retriever_order(served) -> None:
 def test_unknown_application_is_a_404_listing_the_known_ones(served) -> None:
     answer = served.http.post("/v1/search", json={"query": QUERY, "application": "nope"})
     assert answer.status_code == 404
-    assert answer.json()["error"] == "application: unknown 'nope'; known applications: default, fast"
+    assert answer.json()["error"] == "application: unknown 'nope'; known applications: default, fast, search"
 
 
 def test_embeddings_are_openai_compatible(served) -> None:
