@@ -30,7 +30,7 @@ from ranx import metrics as ranx_metrics
 
 from backbone.errors import BackboneError
 from backbone.evaluation.ranking import Qrels, Run, ranking
-from backbone.recipes.recipe import check_metric
+from backbone.metric_names import check_metric
 
 # Our metric names and the ranx functions that compute them; each takes (qrels, run, k, rel_lvl).
 _RANX: dict[str, Callable[..., np.ndarray]] = {

@@ -12,19 +12,12 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from backbone.metric_names import check_metric
 from backbone.recipes.base import FieldError, StrictModel
 from backbone.recipes.components import Reranker, Retriever
 
-_METRIC = re.compile(r"^(recall|ndcg|mrr|precision|map)@([1-9][0-9]*)$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _SPLIT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-def check_metric(metric: str) -> str:
-    """Validate a metric name such as ``ndcg@10`` and return it."""
-    if not _METRIC.match(metric):
-        raise ValueError(f"unknown metric {metric!r}; use recall@N, ndcg@N, mrr@N, precision@N or map@N")
-    return metric
 
 
 class Subset(StrictModel):
