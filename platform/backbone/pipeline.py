@@ -25,7 +25,7 @@ from backbone.recipes import load_recipe
 from backbone.registry import Component, Registry
 from backbone.selection import Selection, select_backbone
 from backbone.settings import backbone_home
-from backbone.training import StageResult, StageRun, baseline_rows, published_stages, results_table, train_component
+from backbone.training import StageResult, StageRun, published_stages, stage_tables, train_component
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,12 @@ def run_pipeline(
     }
     started = time.perf_counter()
     selection = select_backbone(
-        recipe, dataset_dir, registry, checkpoints, report_dir or backbone_home() / "reports" / recipe.name
+        recipe,
+        dataset_dir,
+        registry,
+        checkpoints,
+        report_dir or backbone_home() / "reports" / recipe.name,
+        stage_tables=stage_tables(recipe, dataset_dir, registry, stages),
     )
     phases["search and release"] = time.perf_counter() - started
     return PipelineRun(selection, stages, phases)
@@ -190,20 +195,13 @@ def train_recipe(
     registry = Registry(registry_uri)
     ensure_ray()
     run = StageRun.from_recipe(recipe.resources, workers, use_gpu)
-    trained: dict[Component, list[StageResult]] = {
-        component: train_component(recipe, component, dataset_dir, registry, run, stages) for component in components
-    }
-    # After training: the reranker's "retriever order" row reads the retriever's published base checkpoint.
-    baselines = baseline_rows(recipe, dataset_dir, registry)
-    tables = [
-        results_table(
-            component,
-            getattr(recipe.evaluation, f"{component}_metrics"),
-            [*baselines[component], *((f"{r.stage} ({r.checkpoint.id})", r.checkpoint.metrics) for r in results)],
-        )
-        for component, results in trained.items()
+    trained = [
+        result
+        for component in components
+        for result in train_component(recipe, component, dataset_dir, registry, run, stages)
     ]
-    return Trained(recipe.name, run, tables)
+    # After training: the reranker's "retriever order" row reads the retriever's published base checkpoint.
+    return Trained(recipe.name, run, stage_tables(recipe, dataset_dir, registry, trained))
 
 
 def job_main(argv: list[str] | None, *, train: bool, description: str) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,6 @@ from backbone.selection.held_out import reported_assignments, score_reported
 from backbone.selection.inputs import search_inputs
 from backbone.selection.report import SearchOutcome, write_report
 from backbone.selection.search import Row, SearchSpace, experiment_name, run_search
-from backbone.training import baseline_rows, results_table
 
 _CURVE_POINTS = [1, 5, 10, 20, 30, 40, 50, 60, 80, 100, 150, 200]
 
@@ -69,6 +69,7 @@ def select_backbone(
     checkpoints: dict[str, dict[str, str]],
     report_dir: Path,
     release_name: str | None = None,
+    stage_tables: Sequence[str] = (),
 ) -> Selection:
     """Search the recipe's stage assignments end to end, write the chosen backbone as a release, and report.
 
@@ -83,6 +84,8 @@ def select_backbone(
         checkpoints: component -> stage -> checkpoint id, covering every searched stage.
         report_dir: where the report is written (also published as a ``report`` artifact).
         release_name: the release to write (default: the recipe's name).
+        stage_tables: each component's per-stage table for the report, as Markdown (made by
+            :func:`backbone.training.stage_tables`); none by default.
 
     Example:
         >>> selection = select_backbone(recipe, dataset_dir, registry, checkpoints, Path("reports/x"))  # doctest: +SKIP
@@ -139,7 +142,7 @@ def select_backbone(
         eval_split=eval_split,
         reported=score_reported(reported, evidence, held_out, space.metrics),
         held_out_retriever_only=_retriever_only(held_out, space, depth),
-        stage_tables=_stage_tables(recipe, dataset_dir, registry, checkpoints),
+        stage_tables=list(stage_tables),
     )
     report = write_report(outcome, report_dir)
     _write_runs(held_out, choice, report_dir / "runs")
@@ -153,19 +156,6 @@ def _retriever_only(evidence: Evidence, space: SearchSpace, depth: int) -> dict[
         stage: assignment_metrics(evidence, Assignment(stage, "", depth), space.metrics, rerank=False)
         for stage in space.retriever_stages
     }
-
-
-def _stage_tables(
-    recipe: Recipe, dataset_dir: Path, registry: Registry, checkpoints: dict[str, dict[str, str]]
-) -> list[str]:
-    """Each component's per-stage metrics (recorded on its checkpoints when the stage ran), baselines first."""
-    baselines = baseline_rows(recipe, dataset_dir, registry)
-    tables = []
-    for component in ("retriever", "reranker"):
-        rows = list(baselines[component])
-        rows += [(stage, registry.get(ckpt).metrics) for stage, ckpt in checkpoints[component].items()]
-        tables.append(results_table(component, getattr(recipe.evaluation, f"{component}_metrics"), rows))
-    return tables
 
 
 def _recall_curve(evidence: Evidence, stage: str, depth: int) -> dict[int, float]:

@@ -4,6 +4,7 @@ from backbone.training.curriculum import (
     baseline_rows,
     published_stages,
     results_table,
+    stage_tables,
     train_component,
 )
 from backbone.training.stage import StageResult, StageRun, reranker_candidates, run_stage, stage_cache_key
@@ -17,5 +18,6 @@ __all__ = [
     "results_table",
     "run_stage",
     "stage_cache_key",
+    "stage_tables",
     "train_component",
 ]

@@ -120,6 +120,40 @@ def baseline_rows(
     return rows
 
 
+def stage_tables(recipe: Recipe, dataset_dir: Path, registry: Registry, stages: Sequence[StageResult]) -> list[str]:
+    """Each component's table (Markdown): its baselines, then each stage's metrics as recorded on its checkpoint.
+
+    One table per component that ``stages`` holds, in the order they first appear.
+
+    Args:
+        recipe: the recipe (its evaluation metrics are the columns).
+        dataset_dir: its prepared dataset (for the baselines).
+        registry: the artifact registry (the reranker's ``retriever order`` row reads the retriever's base).
+        stages: the stages trained or found, as :func:`train_component` and :func:`published_stages` return them.
+
+    Example:
+        >>> print(stage_tables(recipe, dataset_dir, Registry(), train_component(...))[0])  # doctest: +SKIP
+        | retriever | recall@20 | ... |
+    """
+    baselines = baseline_rows(recipe, dataset_dir, registry)
+    components = list(dict.fromkeys(result.component for result in stages))
+    return [
+        results_table(
+            component,
+            getattr(recipe.evaluation, f"{component}_metrics"),
+            [
+                *baselines[component],
+                *(
+                    (f"{result.stage} ({result.checkpoint.id})", result.checkpoint.metrics)
+                    for result in stages
+                    if result.component == component
+                ),
+            ],
+        )
+        for component in components
+    ]
+
+
 def results_table(component: Component, metrics: list[str], rows: list[tuple[str, dict[str, float]]]) -> str:
     """A Markdown table of ``rows`` (label, metrics), one column per metric plus training throughput.
 
