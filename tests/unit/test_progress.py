@@ -1,7 +1,8 @@
-"""Readable output: progress lines away from a terminal, passes that keep their order, quiet model loading."""
+"""Readable output: progress lines away from a terminal, passes that keep their order, quiet model loads and saves."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ from transformers.utils import logging as transformers_logging
 
 from backbone.models import build_retriever
 from backbone.models.passes import CHUNK_BATCHES, chunked_pass
-from backbone.models.quiet import silence_weight_loading
+from backbone.models.quiet import silence_model_io
 from backbone.progress import part, progress
 from backbone.recipes import Retriever
 
@@ -67,15 +68,29 @@ def test_a_chunked_pass_over_nothing_keeps_the_row_shape() -> None:
     assert rows.shape == (0, 4) and rows.dtype == np.float32
 
 
-def test_loading_a_model_prints_no_weight_loading_bar(
-    tiny_encoder_dir: Path, capsys: pytest.CaptureFixture[str]
+def _load_and_save(spec: Retriever, folder: Path, caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Load and save a model; what sentence-transformers logged below WARNING."""
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        build_retriever(spec).save(str(folder))
+    return [r.getMessage() for r in caplog.records if r.name.startswith("sentence_transformers") and r.levelno < 30]
+
+
+def test_loading_and_saving_a_model_print_no_bars_and_no_info_lines(
+    tiny_encoder_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     spec = Retriever(model=str(tiny_encoder_dir))
-    transformers_logging.set_tqdm_hook(None)  # what transformers does on its own: the control
+    # What transformers and sentence-transformers do on their own: the control.
+    transformers_logging.set_tqdm_hook(None)
+    logging.getLogger("sentence_transformers").setLevel(logging.NOTSET)
     try:
-        build_retriever(spec)
-        assert "Loading weights" in capsys.readouterr().err
+        info = _load_and_save(spec, tmp_path / "loud", caplog)
+        err = capsys.readouterr().err
+        assert "Loading weights" in err and "Writing model shards" in err
+        assert "No device provided, using cpu" in info, info
     finally:
-        silence_weight_loading()
-    build_retriever(spec)
-    assert "Loading weights" not in capsys.readouterr().err
+        silence_model_io()
+    info = _load_and_save(spec, tmp_path / "quiet", caplog)
+    err = capsys.readouterr().err
+    assert "Loading weights" not in err and "Writing model shards" not in err
+    assert info == []

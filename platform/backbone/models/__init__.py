@@ -11,7 +11,7 @@ from backbone.models.checkpoints import checkpoint_spec
 from backbone.models.freezing import prepare_for_training
 from backbone.models.lora import DEFAULT_TARGET_MODULES, add_lora, merge_lora
 from backbone.models.modes import evaluating
-from backbone.models.quiet import silence_weight_loading
+from backbone.models.quiet import silence_model_io
 from backbone.models.reranker import build_reranker, load_reranker, reranker_features, score_pairs
 from backbone.models.retriever import (
     build_retriever,
@@ -31,7 +31,7 @@ from backbone.models.texts import (
     retriever_prompts,
 )
 
-silence_weight_loading()  # every process that loads models: one "Loading weights" bar a load says nothing
+silence_model_io()  # every process that loads or saves models: what each load or save prints says nothing
 
 __all__ = [
     "DEFAULT_TARGET_MODULES",
