@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from sentence_transformers import CrossEncoder
 from transformers.utils import logging as transformers_logging
 
-from backbone.models import build_retriever
+from backbone.models import build_reranker, build_retriever
 from backbone.models.passes import CHUNK_BATCHES, chunked_pass
-from backbone.models.quiet import silence_model_io
+from backbone.models.quiet import expecting_new_head, silence_model_io
 from backbone.progress import part, progress
-from backbone.recipes import Retriever
+from backbone.recipes import Reranker, Retriever
 
 
 def test_a_log_gets_one_line_per_redraw_with_count_rate_and_time_left(
@@ -94,3 +97,45 @@ def test_loading_and_saving_a_model_print_no_bars_and_no_info_lines(
     err = capsys.readouterr().err
     assert "Loading weights" not in err and "Writing model shards" not in err
     assert info == []
+
+
+@pytest.fixture
+def warnings_seen(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """caplog, also seeing transformers' records (its logger does not propagate to the root)."""
+    transformers = logging.getLogger("transformers")
+    transformers.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.WARNING):
+            yield caplog
+    finally:
+        transformers.removeHandler(caplog.handler)
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    plain = [re.sub(r"\x1b\[[0-9;]*m", "", record.getMessage()) for record in caplog.records]
+    return [text for text, record in zip(plain, caplog.records, strict=True) if record.levelno >= logging.WARNING]
+
+
+def test_a_reranker_built_from_an_encoder_does_not_warn_about_its_new_head(
+    tiny_encoder_dir: Path, warnings_seen: pytest.LogCaptureFixture
+) -> None:
+    caplog = warnings_seen
+    CrossEncoder(str(tiny_encoder_dir), num_labels=1)  # the control: the report, on its own
+    assert any(" LOAD REPORT from: " in message for message in _warnings(caplog)), _warnings(caplog)
+    caplog.clear()
+    build_reranker(Reranker(model=str(tiny_encoder_dir), max_length=32, max_query_length=8))
+    assert _warnings(caplog) == []
+
+
+def test_a_load_report_naming_other_weights_still_shows(warnings_seen: pytest.LogCaptureFixture) -> None:
+    report = (
+        "BertForSequenceClassification LOAD REPORT from: x\nKey | Status | \n----+---------+-\n"
+        "classifier.bias | MISSING | \nbert.encoder.layer.0.attention.self.query.weight | MISSING | \n"
+    )
+    converting = "Converting SentenceTransformer model x to CrossEncoder."
+    with expecting_new_head():
+        logging.getLogger("transformers.modeling_utils").warning(report)
+        logging.getLogger("transformers.modeling_utils").warning(report.replace("bert.encoder", "classifier.x"))
+        logging.getLogger("sentence_transformers.base.model").warning(converting)
+    logging.getLogger("sentence_transformers.base.model").warning(converting)  # outside: shown
+    assert _warnings(warnings_seen) == [report, converting]

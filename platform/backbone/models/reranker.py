@@ -25,6 +25,7 @@ from backbone.model_paths import resolve_model
 from backbone.models.freezing import prepare_for_training
 from backbone.models.modes import evaluating
 from backbone.models.passes import chunked_pass
+from backbone.models.quiet import expecting_new_head
 from backbone.models.texts import YES_NO_CHAT_TEMPLATE, cut_to_tokens
 from backbone.recipes import Reranker
 
@@ -50,7 +51,7 @@ def build_reranker(spec: Reranker, model_path: str | None = None, *, seed: int =
     """
     path = model_path or resolve_model(spec.model)
     config = _first_layers(path, spec.layers)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), expecting_new_head():
         torch.manual_seed(seed)
         if spec.scoring == "yes_no":
             model = _yes_no_reranker(path, spec.max_length, config)
