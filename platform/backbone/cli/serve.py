@@ -53,25 +53,44 @@ def deploy(
     config_out: Annotated[
         Path | None, typer.Option(help="Also write the Serve config here (for `serve deploy` / `serve run`).")
     ] = None,
+    api_keys_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="API keys requests must send as 'Authorization: Bearer KEY', one a line. Default: "
+            "$BACKBONE_API_KEYS (comma-separated), else none. Only their SHA-256 hashes are deployed.",
+            show_default=False,
+        ),
+    ] = None,
+    allow_unauthenticated: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unauthenticated",
+            help="Serve without API keys on a non-loopback --host, or turn off the keys the served gateway asks for.",
+        ),
+    ] = False,
     address: AddressOption = None,
 ) -> None:
     """Serve a release's current version on the running Ray cluster; wait until it answers."""
+    from backbone.serving import auth
     from backbone.serving import deploy as serving  # Serve and the models load only when a command runs
 
+    keys = auth.read_api_keys(api_keys_file)
     record, _ = serving.deploy(
         release,
         Registry(registry),
-        serving.ServeCluster(address),
+        serving.ServeCluster(address, api_key=keys[0] if keys else None),
         documents=documents,
         host=host,
         port=port,
         scaling=serving.load_scaling(scaling) if scaling else None,
         config_out=config_out,
+        api_keys=keys,
+        allow_unauthenticated=allow_unauthenticated,
     )
     typer.echo(
         f"serving {record.name} v{record.version} at http://{host}:{port} "
         f"(retriever {record.retriever.checkpoint}, index {record.retriever.index}, "
-        f"reranker {record.reranker.checkpoint})"
+        f"reranker {record.reranker.checkpoint}; {f'{len(keys)} API key(s)' if keys else 'no API key'} asked)"
     )
 
 

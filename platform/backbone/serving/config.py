@@ -7,9 +7,10 @@ leaves every other deployment's replicas running (same processes).
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from backbone.registry import AppSettings
+from backbone.serving.auth import is_api_key_hash
 
 
 class Batching(BaseModel):
@@ -98,6 +99,19 @@ class GatewayConfig(BaseModel):
         description="Deadline of the retriever (and of /v1/info) per request; past it the answer is a 503.",
     )
     limits: Limits = Field(default_factory=Limits, description="Request size limits.")
+    api_key_hashes: list[str] = Field(
+        default_factory=list,
+        description="SHA-256 hashes ('sha256:<hex>', backbone.serving.auth.hash_api_key) of the keys a request may "
+        "send as 'Authorization: Bearer KEY'; every route but /healthz then asks for one. Empty: no key asked.",
+    )
+
+    @field_validator("api_key_hashes")
+    @classmethod
+    def _hashes_not_keys(cls, hashes: list[str]) -> list[str]:
+        for position, value in enumerate(hashes):
+            if not is_api_key_hash(value):
+                raise ValueError(f"item {position} is not 'sha256:' and 64 hex digits: store keys hashed, never raw")
+        return hashes
 
 
 class Autoscaling(BaseModel):

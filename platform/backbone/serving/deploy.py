@@ -13,6 +13,7 @@ import os
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from backbone.data import dataset_checksum
 from backbone.data.store import read_manifest
 from backbone.errors import BackboneError
 from backbone.registry import Component, Registry, ReleaseRecord, Releases
+from backbone.serving.auth import API_KEYS_ENV, check_exposure, hash_api_key, read_api_keys
 from backbone.serving.config import GatewayConfig, RerankerConfig, RetrieverConfig, ServingScaling
 from backbone.settings import datasets_dir
 
@@ -31,6 +33,8 @@ APP_NAME = "backbone"
 IMPORT_PATH = "backbone.serving.app:build_app"
 DEFAULT_DASHBOARD = "http://127.0.0.1:8265"
 _DEPLOYMENT = {"retriever": "Retriever", "reranker": "Reranker", "gateway": "Gateway"}
+_REFUSED = "401"
+_REFUSED_FOR_S = 15.0  # how long apply() waits on 401s before it says the key is wrong
 
 
 def find_documents(registry: Registry, index_id: str) -> Path:
@@ -69,6 +73,7 @@ def serve_config(
     host: str = "127.0.0.1",
     port: int = 8000,
     scaling: ServingScaling | None = None,
+    api_keys: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The Serve config of release version ``record``: one application, three deployments.
 
@@ -80,6 +85,8 @@ def serve_config(
         port: its port.
         scaling: replicas (fixed or autoscaled) and resources of the retriever and the reranker; default one
             replica each, half a CPU, no GPU.
+        api_keys: the keys requests must send (``Authorization: Bearer KEY``); only their hashes go in the config.
+            None: no key asked.
 
     Raises:
         BackboneError: the release has no retriever index, or no applications.
@@ -99,7 +106,12 @@ def serve_config(
             documents=str(documents.resolve()),
         ),
         "Reranker": RerankerConfig(registry=registry.uri, checkpoint=record.reranker.checkpoint),
-        "Gateway": GatewayConfig(release=record.name, release_version=record.version, applications=record.applications),
+        "Gateway": GatewayConfig(
+            release=record.name,
+            release_version=record.version,
+            applications=record.applications,
+            api_key_hashes=[hash_api_key(key) for key in api_keys],
+        ),
     }
     scaling = scaling or ServingScaling()
     options = {"Retriever": scaling.retriever.deployment_options(), "Reranker": scaling.reranker.deployment_options()}
@@ -161,14 +173,17 @@ class ServeCluster:
 
     Args:
         address: the dashboard's HTTP address; default ``$RAY_DASHBOARD_ADDRESS``, else ``http://127.0.0.1:8265``.
+        api_key: the key :meth:`apply` sends while it waits on ``/v1/info`` of a gateway that asks for keys;
+            default the first of ``$BACKBONE_API_KEYS``.
 
     Example:
         >>> ServeCluster().deployed()["applications"][0]["name"]  # doctest: +SKIP
         'backbone'
     """
 
-    def __init__(self, address: str | None = None) -> None:
+    def __init__(self, address: str | None = None, api_key: str | None = None) -> None:
         self.address = address or os.environ.get("RAY_DASHBOARD_ADDRESS", DEFAULT_DASHBOARD)
+        self.api_key = api_key or next(iter(read_api_keys()), None)
         try:
             self._client = ServeSubmissionClient(self.address)
         except (ConnectionError, RuntimeError, ValueError) as err:
@@ -180,18 +195,32 @@ class ServeCluster:
         """Apply ``config`` and wait until every component serves the versions it names.
 
         Raises:
-            BackboneError: the application failed to deploy, or did not serve them within ``timeout_s``.
+            BackboneError: the application failed to deploy, did not serve them within ``timeout_s``, or its
+                gateway refused :attr:`api_key` for ``_REFUSED_FOR_S`` s in a row.
         """
         self._client.deploy_applications(config)
         expected = _versions(config)
         url = f"http://{config['http_options']['host']}:{config['http_options']['port']}/v1/info"
         deadline = time.monotonic() + timeout_s
+        expects_key = bool(_user_configs(config)["Gateway"].get("api_key_hashes"))
+        refused_since = None  # a 401 can come from the gateway's previous keys until it takes the new config
         while time.monotonic() < deadline:
             app = self._client.get_serve_details().get("applications", {}).get(APP_NAME, {})
             if app.get("status") == "DEPLOY_FAILED":
                 raise BackboneError(f"deploy failed: {app.get('message', '')}")
-            if app.get("status") == "RUNNING" and _served_versions(url) == expected:
-                return
+            if app.get("status") == "RUNNING":
+                # The gateway has the new config once it asks for a key exactly when the config has keys.
+                asks_key, served = _served_state(url, self.api_key)
+                if asks_key == expects_key and served == expected:
+                    return
+                wrong_key = asks_key and expects_key and served == _REFUSED
+                refused_since = (refused_since or time.monotonic()) if wrong_key else None
+                if refused_since is not None and time.monotonic() - refused_since > _REFUSED_FOR_S:
+                    raise BackboneError(
+                        f"the config was applied, but {url} answers 401 to "
+                        f"{'the API key given' if self.api_key else 'a request without a key'}, so whether it serves "
+                        f"is unknown: set ${API_KEYS_ENV} to one of the keys the gateway was deployed with"
+                    )
             time.sleep(1)
         raise BackboneError(f"the application did not serve {expected} within {timeout_s:.0f} s; see `backbone status`")
 
@@ -247,6 +276,8 @@ def deploy(
     port: int = 8000,
     scaling: ServingScaling | None = None,
     config_out: Path | None = None,
+    api_keys: Sequence[str] = (),
+    allow_unauthenticated: bool = False,
 ) -> tuple[ReleaseRecord, dict[str, Any]]:
     """Serve the current version of ``release`` on ``cluster``; write its Serve config to ``config_out`` too.
 
@@ -263,13 +294,26 @@ def deploy(
         port: its port.
         scaling: replicas and resources of the retriever and the reranker (see :func:`serve_config`).
         config_out: also write the Serve config here.
+        api_keys: the keys requests must send; none: no key asked (refused on a non-loopback ``host``, and when the
+            served gateway asks for keys, unless ``allow_unauthenticated``).
+        allow_unauthenticated: serve without keys on any host, and turn off the keys a served gateway asks for.
+
+    Raises:
+        BackboneError: no keys on a non-loopback host, or no keys where the served gateway asks for some, without
+            ``allow_unauthenticated``; or the release cannot be served (see :func:`serve_config`).
 
     Example:
-        >>> deploy("legal-search", Registry(), ServeCluster())  # doctest: +SKIP
+        >>> deploy("legal-search", Registry(), ServeCluster(), api_keys=read_api_keys())  # doctest: +SKIP
     """
+    check_exposure(host, api_keys, allow_unauthenticated)
+    if not api_keys and not allow_unauthenticated and _served_key_hashes(cluster):
+        raise BackboneError(
+            f"the served gateway asks for API keys and this deploy names none: set ${API_KEYS_ENV} or "
+            "--api-keys-file, or pass --allow-unauthenticated to turn the keys off"
+        )
     record = Releases(registry).current(release)
     folder = documents or find_documents(registry, _index_of(record))
-    config = serve_config(record, registry, folder, host=host, port=port, scaling=scaling)
+    config = serve_config(record, registry, folder, host=host, port=port, scaling=scaling, api_keys=api_keys)
     if config_out is not None:
         write_config(config, config_out)
     cluster.apply(config)
@@ -366,12 +410,31 @@ def _versions(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _served_versions(url: str) -> dict[str, Any] | None:
-    """The versions ``/v1/info`` reports, or ``None`` while it does not answer."""
+def _served_key_hashes(cluster: ServeCluster) -> list[str]:
+    """The API key hashes the served gateway asks for (none when nothing is deployed)."""
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        return _user_configs(cluster.deployed())["Gateway"].get("api_key_hashes", [])
+    except BackboneError:
+        return []
+
+
+def _served_state(url: str, api_key: str | None) -> tuple[bool, dict[str, Any] | str | None]:
+    """Whether the gateway asks for a key, and what ``/v1/info`` answers (with ``api_key`` when it asks)."""
+    without_key = _served_versions(url, None)
+    if without_key != _REFUSED:
+        return False, without_key
+    return True, _served_versions(url, api_key) if api_key else _REFUSED
+
+
+def _served_versions(url: str, api_key: str | None) -> dict[str, Any] | str | None:
+    """The versions ``/v1/info`` reports, ``_REFUSED`` on a 401, or ``None`` while it does not answer."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as response:
             info = json.load(response)
-    except (OSError, urllib.error.URLError, json.JSONDecodeError):
+    except urllib.error.HTTPError as err:
+        return _REFUSED if err.code == 401 else None
+    except (OSError, json.JSONDecodeError):
         return None
     return {
         "release_version": info["release_version"],

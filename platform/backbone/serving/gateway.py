@@ -20,6 +20,7 @@ from fastapi import FastAPI, HTTPException, Response
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from backbone.serving.auth import ApiKeys
 from backbone.serving.config import GatewayConfig, Limits
 from backbone.serving.http_errors import BodySizeLimit, RequestId, install_error_handlers, request_id
 from backbone.serving.pipeline import ranked_hits
@@ -45,6 +46,7 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in {
         400: "Malformed JSON.",
+        401: "No API key, or a wrong one, when the gateway asks for keys (Authorization: Bearer KEY).",
         404: "Unknown application.",
         413: "Request body over the size limit.",
         422: "A field is missing, of the wrong type, or over a limit; the error names it.",
@@ -59,10 +61,13 @@ api = FastAPI(
     version="1",
 )
 install_error_handlers(api)
-# The limit is read per request so that a reconfigured gateway applies its new one; before any config, the default.
+# Limits and keys are read per request so that a reconfigured gateway applies its new ones; before any config, the
+# defaults (no key asked: until then every route but /healthz answers 503).
 _current_limits: list[Limits] = [Limits()]
+_current_key_hashes: list[list[str]] = [[]]
 api.add_middleware(BodySizeLimit, limit=lambda: _current_limits[0].max_body_bytes)
-api.add_middleware(RequestId)  # outermost: every answer, a 413 included, carries the request's id
+api.add_middleware(ApiKeys, hashes=lambda: _current_key_hashes[0])  # before the body is read
+api.add_middleware(RequestId)  # outermost: every answer, a 401 or 413 included, carries the request's id
 logger = logging.getLogger("ray.serve")
 
 
@@ -93,9 +98,10 @@ class Gateway:
         self._config: GatewayConfig | None = None
 
     def reconfigure(self, user_config: dict) -> None:
-        """Take a new release version, applications, deadlines or limits; the components are not touched."""
+        """Take a new release version, applications, deadlines, limits or API keys; the components are not touched."""
         self._config = GatewayConfig.model_validate(user_config)
         _current_limits[0] = self._config.limits
+        _current_key_hashes[0] = list(self._config.api_key_hashes)
 
     @property
     def config(self) -> GatewayConfig:
