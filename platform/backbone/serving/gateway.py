@@ -1,7 +1,8 @@
 """The HTTP gateway: a FastAPI ingress that calls the retriever and the reranker through deployment handles.
 
 Routes: ``POST /v1/search``, ``POST /v1/embeddings`` (OpenAI), ``POST /v1/rerank`` (Cohere), ``GET /v1/info``,
-``GET /healthz`` (liveness), ``GET /readyz`` (both components answering), and the OpenAPI document at ``/docs``.
+``GET /healthz`` (liveness), ``GET /readyz`` (both components answering), ``GET /metrics`` (Prometheus), and the
+OpenAPI document at ``/docs``.
 There is no route that deploys or rolls back: those are CLI and registry actions (``backbone deploy``,
 ``backbone rollback``).
 
@@ -12,17 +13,19 @@ request models as classes, not strings, or it reads them as query parameters.
 import asyncio
 import base64
 import logging
+import time
 import uuid
 from typing import Any
 
 import numpy as np
-from fastapi import FastAPI, HTTPException, Response
+from fastapi import FastAPI, HTTPException, Request, Response
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from backbone.serving.auth import ApiKeys
 from backbone.serving.config import GatewayConfig, Limits
 from backbone.serving.http_errors import BodySizeLimit, RequestId, install_error_handlers, request_id
+from backbone.serving.metrics import CountRequests, GatewayMetrics
 from backbone.serving.pipeline import ranked_hits
 from backbone.serving.schemas import (
     ComponentInfo,
@@ -67,8 +70,18 @@ _current_limits: list[Limits] = [Limits()]
 _current_key_hashes: list[list[str]] = [[]]
 api.add_middleware(BodySizeLimit, limit=lambda: _current_limits[0].max_body_bytes)
 api.add_middleware(ApiKeys, hashes=lambda: _current_key_hashes[0])  # before the body is read
+metrics = GatewayMetrics()
+api.add_middleware(CountRequests, metrics=metrics)  # every answer counted, a 401 or 413 included
 api.add_middleware(RequestId)  # outermost: every answer, a 401 or 413 included, carries the request's id
 logger = logging.getLogger("ray.serve")
+
+
+class ComponentUnavailable(HTTPException):
+    """A 503: a component failed or missed its deadline; ``reason`` is ``timeout`` or ``failed``."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(503, message)
+        self.reason = reason
 
 
 def _refuse_over(value: int, limit: int, what: str) -> None:
@@ -102,6 +115,8 @@ class Gateway:
         self._config = GatewayConfig.model_validate(user_config)
         _current_limits[0] = self._config.limits
         _current_key_hashes[0] = list(self._config.api_key_hashes)
+        metrics.release_version.clear()
+        metrics.release_version.labels(release=self._config.release).set(self._config.release_version)
 
     @property
     def config(self) -> GatewayConfig:
@@ -109,42 +124,51 @@ class Gateway:
             raise HTTPException(503, "the gateway has no user_config yet: deploy it with `backbone deploy`")
         return self._config
 
-    async def _call(self, response: Any, timeout: float, component: str) -> Any:
+    async def _call(self, response: Any, timeout: float, component: str, call: str) -> Any:
         """Await a component's answer; a failure or a missed deadline is a 503 naming the component.
 
         A failure's detail (for a Ray task error, a remote traceback with hosts, pids and paths) goes to the
         gateway's log under the request's id, never into the answer.
         """
+        started, outcome = time.perf_counter(), "ok"
         try:
             return await asyncio.wait_for(response, timeout)
         except TimeoutError:
-            raise HTTPException(503, f"{component}: no answer within {timeout} s") from None
+            outcome = "timeout"
+            raise ComponentUnavailable(outcome, f"{component}: no answer within {timeout} s") from None
         except Exception as err:  # any failure inside the component: log it, keep the gateway serving
+            outcome = "failed"
             logger.error("request %s: %s failed: %s: %s", request_id(), component, type(err).__name__, err)
-            raise HTTPException(503, f"{component} failed (request {request_id()}; the detail is logged)") from None
+            message = f"{component} failed (request {request_id()}; the detail is logged)"
+            raise ComponentUnavailable(outcome, message) from None
+        finally:
+            metrics.component_seconds.labels(component=component, call=call, outcome=outcome).observe(
+                time.perf_counter() - started
+            )
 
     async def _components_info(self, config: GatewayConfig) -> tuple[dict, dict]:
         """Both components' ``info()``, asked together; a failure or a missed deadline is a 503 naming the component."""
         retriever, reranker = await asyncio.gather(
-            self._call(self._retriever.info.remote(), config.retrieve_timeout_s, "retriever"),
+            self._call(self._retriever.info.remote(), config.retrieve_timeout_s, "retriever", "info"),
             # Not the rerank deadline: that one is sized for a search, and may be tight on purpose.
-            self._call(self._reranker.info.remote(), config.retrieve_timeout_s, "reranker"),
+            self._call(self._reranker.info.remote(), config.retrieve_timeout_s, "reranker", "info"),
         )
         return retriever, reranker
 
     @api.post("/v1/search", response_model=SearchResponse, responses=_REFUSALS)
-    async def search(self, request: SearchRequest) -> SearchResponse:
+    async def search(self, request: SearchRequest, http: Request) -> SearchResponse:
         """Retrieve, then rerank if the application does (at its interpolation weight); answer the best ``top_n``."""
         config = self.config
         settings = config.applications.get(request.application)
         if settings is None:
             known = ", ".join(sorted(config.applications))
             raise HTTPException(404, f"application: unknown {request.application!r}; known applications: {known}")
+        http.state.application = request.application  # a known name only: the metrics' label values stay few
         _refuse_over(len(request.query), config.limits.max_query_chars, "query characters")
         top_n = request.top_n or settings.top_n
         _refuse_over(top_n, min(settings.k, config.limits.max_top_n), "top_n")
         candidates, retriever, index = await self._call(
-            self._retriever.search.remote(request.query, settings.k), config.retrieve_timeout_s, "retriever"
+            self._retriever.search.remote(request.query, settings.k), config.retrieve_timeout_s, "retriever", "search"
         )
         scores, reranker, error = None, None, None
         if settings.calls_reranker and candidates:
@@ -153,9 +177,11 @@ class Gateway:
                     self._reranker.score.remote(request.query, [(c.title, c.text) for c in candidates]),
                     config.rerank_timeout_s,
                     "reranker",
+                    "score",
                 )
-            except HTTPException as failed:
+            except ComponentUnavailable as failed:
                 error = failed.detail
+                metrics.degraded.labels(application=request.application, reason=failed.reason).inc()
         return SearchResponse(
             release=config.release,
             application=request.application,
@@ -174,7 +200,10 @@ class Gateway:
         for position, text in enumerate(texts):
             _refuse_over(len(text), limits.max_document_chars, f"input.{position} characters")
         vectors, tokens, checkpoint = await self._call(
-            self._retriever.embed.remote(texts, request.input_type), self.config.retrieve_timeout_s, "retriever"
+            self._retriever.embed.remote(texts, request.input_type),
+            self.config.retrieve_timeout_s,
+            "retriever",
+            "embed",
         )
         response.headers["X-Backbone-Retriever"] = checkpoint
         return EmbeddingResponse(
@@ -198,7 +227,7 @@ class Gateway:
         top_n = request.top_n or len(texts)
         _refuse_over(top_n, min(len(texts), limits.max_top_n), "top_n")
         scores, checkpoint = await self._call(
-            self._reranker.score.remote(request.query, texts), self.config.rerank_timeout_s, "reranker"
+            self._reranker.score.remote(request.query, texts), self.config.rerank_timeout_s, "reranker", "score"
         )
         response.headers["X-Backbone-Reranker"] = checkpoint
         order = np.argsort(-scores, kind="stable")[:top_n]
@@ -229,6 +258,12 @@ class Gateway:
             applications=dict(config.applications),
             limits=config.limits.model_dump(),
         )
+
+    @api.get("/metrics", include_in_schema=False)
+    async def prometheus(self) -> Response:
+        """Prometheus metrics (text format): requests, latencies, degraded answers, the release version served."""
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     @api.get("/healthz")
     async def healthz(self) -> dict[str, str | None]:
