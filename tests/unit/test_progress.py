@@ -103,7 +103,9 @@ def test_loading_and_saving_a_model_print_no_bars_and_no_info_lines(
 def warnings_seen(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
     """caplog, also seeing transformers' records (its logger does not propagate to the root)."""
     transformers = logging.getLogger("transformers")
-    transformers.addHandler(caplog.handler)
+    seen_already = transformers.propagate  # transformers turns propagation off, and another test may turn it on
+    if not seen_already:
+        transformers.addHandler(caplog.handler)
     try:
         with caplog.at_level(logging.WARNING):
             yield caplog

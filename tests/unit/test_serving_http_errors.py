@@ -75,7 +75,7 @@ def test_a_component_failure_is_a_generic_503_and_its_detail_goes_to_the_log(cap
     serve_logger.addHandler(caplog.handler)
     try:
         with pytest.raises(HTTPException) as refused:
-            asyncio.run(call(None, failing(), 1.0, "reranker"))
+            asyncio.run(call(None, failing(), 1.0, "reranker", "score"))
     finally:
         serve_logger.removeHandler(caplog.handler)
 
