@@ -157,6 +157,9 @@ def test_a_missed_reranker_deadline_answers_the_retriever_ranking(served) -> Non
         assert body["reranked"] is False
         assert body["rerank_error"] == "reranker: no answer within 1e-06 s"
         assert [hit["score"] for hit in body["results"]] == [hit["retriever_score"] for hit in body["results"]]
+        # /v1/rerank keeps its own deadline (rerank_endpoint_timeout_s), untouched by the search's.
+        reranked = served.http.post("/v1/rerank", json={"query": QUERY, "documents": ["a", "b"]})
+        assert reranked.status_code == 200 and len(reranked.json()["results"]) == 2, reranked.text
     finally:
         gateway["rerank_timeout_s"] = 2.0
         cluster.apply(config)

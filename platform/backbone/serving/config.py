@@ -92,6 +92,14 @@ class GatewayConfig(BaseModel):
     rerank_timeout_s: float = Field(
         2.0, gt=0, le=60, description="Deadline of the reranker per search; past it the retriever's ranking answers."
     )
+    rerank_endpoint_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=120,
+        description="Deadline of a /v1/rerank request (up to max_documents pairs, more than a search reranks); "
+        "past it the answer is a 503. Apart from rerank_timeout_s, so that a tight search deadline does not fail "
+        "rerank requests.",
+    )
     retrieve_timeout_s: float = Field(
         10.0,
         gt=0,
