@@ -22,7 +22,7 @@ from tiny_recipe import tiny_recipe
 
 from backbone.errors import BackboneError
 from backbone.evaluation import DenseIndex, evaluate, rerank
-from backbone.models import encode_passages, score_pairs
+from backbone.models import build_reranker, encode_passages, score_pairs
 from backbone.recipes import RetrieverStage
 from backbone.registry import Registry, find_index
 from backbone.selection.inputs import search_inputs
@@ -66,7 +66,7 @@ def _first_step(config: dict) -> None:
     report = {}
     for name in ("retriever", "reranker", "query_side"):
         task = config[name]
-        model = task.load(config["model_dir"])
+        model = task.build(config["model_dir"])
         ddp_model = prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": False})
         task.prepare(model, ddp_model)
         negatives = [[(i + 3) % 8, (i + 5) % 8] for i in range(8)]
@@ -302,3 +302,22 @@ def test_a_query_side_curriculum_encodes_the_corpus_once(
     )
     for metric, value in evaluate(inputs.qrels, searched, recipe.evaluation.retriever_metrics).items():
         assert value == pytest.approx(trained.metrics[metric], abs=1e-6), metric
+
+
+def test_a_base_model_saved_by_sentence_transformers_is_built_into_the_recipes_reranker(
+    local_ray: None, stard_dir: Path, tiny_encoder_dir: Path, small_dataset: Path, tmp_path: Path
+) -> None:
+    # multilingual-e5-small is such a folder (modules.json beside the weights): the base stage must still cut it
+    # to the recipe's layers and give it the seeded head, not load it as if it were a reranker checkpoint.
+    base_model = tmp_path / "sentence-transformers-model"
+    SentenceTransformer(str(tiny_encoder_dir)).save(str(base_model))
+    assert (base_model / "modules.json").is_file()
+    recipe = tiny_recipe(stard_dir, base_model, RETRIEVER_STAGE, RERANKER_STAGE, layers=1)
+    registry = Registry(str(tmp_path / "registry"))
+    base = run_stage(recipe, "reranker", "base", None, small_dataset, registry, StageRun(workers=1)).checkpoint
+
+    published = CrossEncoder(str(registry.materialize(base.id)))
+    assert published.model.config.num_hidden_layers == 1 and len(published.model.bert.encoder.layer) == 1
+    built = build_reranker(recipe.reranker, str(base_model))
+    for name, weight in built.model.classifier.state_dict().items():
+        assert torch.equal(published.model.classifier.state_dict()[name], weight), name

@@ -78,7 +78,7 @@ def task(tiny_encoder_dir: Path) -> RetrieverTask:
 
 
 def test_a_query_side_step_trains_queries_and_leaves_the_document_tower_bit_identical(task: RetrieverTask) -> None:
-    model = task.load(task.spec.model)
+    model = task.build(task.spec.model)
     task.prepare(model, model)  # one process: the "DDP wrapper" is the model itself
     task.documents = encode_passages(model, task.spec, PASSAGES)
     before = {name: weight.clone() for name, weight in document_tower(model).state_dict().items()}
@@ -104,7 +104,7 @@ def test_a_query_side_step_trains_queries_and_leaves_the_document_tower_bit_iden
 
 
 def test_a_corpus_contrast_step_scores_every_passage_of_the_index(task: RetrieverTask) -> None:
-    model = task.load(task.spec.model)
+    model = task.build(task.spec.model)
     task.prepare(model, model)
     task.documents = encode_passages(model, task.spec, PASSAGES)
     relevant = [["d0"], ["d1", "d4"], ["d2"], ["d3"]]

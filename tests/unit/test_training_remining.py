@@ -69,7 +69,7 @@ def test_remined_ranks_again_before_epoch_two_and_changes_the_negatives(tiny_enc
     torch.manual_seed(0)
     inputs, stage = _inputs(), _stage("remined")
     task = RetrieverTask(Retriever(model=str(tiny_encoder_dir)), stage, ["recall@10"])
-    model = task.load(str(tiny_encoder_dir))
+    model = task.build(str(tiny_encoder_dir))
     selected = [0, 1, 2, 3]
     first, corpus, negatives = epoch_negatives(task, model, stage, inputs, selected, 0, {}, None, random.Random(0))
     assert all(choice.mined == 3 for choice in negatives.values())

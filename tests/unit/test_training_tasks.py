@@ -48,7 +48,7 @@ def test_a_task_step_trains_its_model(
     tiny_encoder_dir: Path, tiny_decoder_dir: Path, which: int, finetune: str
 ) -> None:
     task = _tasks(tiny_encoder_dir, tiny_decoder_dir)[which]
-    model = task.load(str(tiny_encoder_dir if which % 2 == 0 else tiny_decoder_dir))
+    model = task.build(str(tiny_encoder_dir if which % 2 == 0 else tiny_decoder_dir))
     if finetune == "lora":
         task.add_adapter(model, LoraFinetune(method="lora", rank=4, alpha=8))
     task.prepare(model, model)
@@ -71,7 +71,7 @@ def test_a_task_step_trains_its_model(
 def test_reranker_loss_is_the_reference_over_the_forwarded_scores(tiny_encoder_dir: Path, loss: str) -> None:
     extra = {"teacher_temperature": 0.1, "ce_weight": 0.2} if loss == "distill_kl" else {}
     task = RerankerTask(Reranker(model=str(tiny_encoder_dir)), _stage(RerankerStage, loss, **extra), ["mrr@10"])
-    model = task.load(str(tiny_encoder_dir))
+    model = task.build(str(tiny_encoder_dir))
     task.prepare(model, model)
     negatives = [NEGATIVES[0], NEGATIVES[1][:1]]  # the second list is shorter: padding must not count
     teacher = [np.array([0.9, 0.7, 0.8]), np.array([0.6, 0.65])]

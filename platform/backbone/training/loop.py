@@ -80,7 +80,7 @@ def train_stage(config: dict[str, Any]) -> None:
     }
     resume = ray.train.get_checkpoint()
     if resume is None:
-        model = task.load(plan.init_path)
+        model = task.build(plan.init_path) if plan.from_base_model else task.load(plan.init_path)
     else:
         with resume.as_directory() as folder:
             model = task.load(str(Path(folder) / "model"))

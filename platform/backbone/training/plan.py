@@ -16,7 +16,11 @@ class StagePlan:
         component: ``retriever`` or ``reranker``.
         spec: the recipe's section for that component.
         stage: the stage to train; ``None`` evaluates the starting model and saves it as is (the ``base`` entry).
-        init_path: the local folder of the checkpoint the stage starts from (or of the base model).
+        init_path: the local folder of the checkpoint the stage starts from, or of the base model.
+        from_base_model: whether ``init_path`` is the base model, which the task builds into a new component
+            (``task.build``: the recipe's pooling and prompts, a reranker's first ``layers`` and seeded head), rather
+            than a stage's checkpoint (``task.load``). A base model that is itself a sentence-transformers folder
+            is still a base model.
         metrics: the component's evaluation metrics.
         seed: seed of sampling, shuffling and initialisation.
         threads: torch threads per worker.
@@ -30,6 +34,7 @@ class StagePlan:
     spec: Retriever | Reranker
     stage: RetrieverStage | RerankerStage | None
     init_path: str
+    from_base_model: bool
     metrics: list[str]
     seed: int
     threads: int = 1

@@ -49,11 +49,13 @@ class RerankerTask:
         self.batch_size = batch_size
         self.ddp_model: torch.nn.Module | None = None
 
-    def load(self, path: str) -> CrossEncoder:
-        """The model at ``path``: a sentence-transformers checkpoint, or a base model to build one from."""
-        if (Path(path) / "modules.json").is_file() or (Path(path) / "config_sentence_transformers.json").is_file():
-            return load_reranker(path, self.spec)
+    def build(self, path: str) -> CrossEncoder:
+        """A new reranker from the base model at ``path`` (its first ``spec.layers`` layers and a seeded head)."""
         return build_reranker(self.spec, path)
+
+    def load(self, path: str) -> CrossEncoder:
+        """The reranker checkpoint a stage saved at ``path``."""
+        return load_reranker(path, self.spec)
 
     def prepare(self, model: CrossEncoder, ddp_model: torch.nn.Module) -> None:
         """Remember the DDP wrapper: the forward pass must go through it for gradients to synchronise."""

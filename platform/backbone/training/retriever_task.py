@@ -64,11 +64,13 @@ class RetrieverTask:
         # A frozen document tower's corpus embeddings (the shared index's vectors), fixed for the whole stage.
         self.documents: np.ndarray | None = None
 
-    def load(self, path: str) -> SentenceTransformer:
-        """The model at ``path``: a sentence-transformers checkpoint, or a base model to build one from."""
-        if (Path(path) / "modules.json").is_file():
-            return load_retriever(path, self.spec)
+    def build(self, path: str) -> SentenceTransformer:
+        """A new retriever from the base model at ``path`` (the recipe's pooling, prompts and towers)."""
         return build_retriever(self.spec, path)
+
+    def load(self, path: str) -> SentenceTransformer:
+        """The retriever checkpoint a stage saved at ``path``."""
+        return load_retriever(path, self.spec)
 
     def prepare(self, model: SentenceTransformer, ddp_model: torch.nn.Module) -> None:
         """Set up the loss around the (DDP-wrapped) model.

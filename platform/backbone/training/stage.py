@@ -86,6 +86,13 @@ class StageResult:
     seconds: float
 
 
+CHECKPOINT_FORMAT = 2
+"""Part of every stage's cache key: raised when the same key would now give a different checkpoint, so that
+registries never reuse the old one. 2: a base model saved by sentence-transformers (multilingual-e5-small) is
+built into the recipe's component (a reranker's first ``layers`` and seeded head, the recipe's prompts) instead of
+being loaded as if it were a checkpoint."""
+
+
 def stage_cache_key(
     recipe: Recipe, component: Literal["retriever", "reranker"], stage_name: str, parent: str | None, data: str
 ) -> str:
@@ -104,6 +111,7 @@ def stage_cache_key(
         "parent": parent,
         "data": data,
         "seed": recipe.seed,
+        "format": CHECKPOINT_FORMAT,
     }
     if component == "reranker" and recipe.reranker.candidates == "retriever":
         # The reranker's lists (and teacher scores) come from the retriever's base checkpoint: its key is theirs.
@@ -193,6 +201,7 @@ def run_stage(
         spec=spec,
         stage=stage,
         init_path=str(registry.materialize(parent.id)) if parent else resolve_model(spec.model),
+        from_base_model=parent is None,
         metrics=getattr(recipe.evaluation, f"{component}_metrics"),
         seed=recipe.seed,
         threads=run.cpus_per_worker,
