@@ -9,29 +9,19 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+from docs_blocks import shell_lines
 
 
 def _curls() -> list[tuple[str, list[str]]]:
     """(file:line, argv) of every ``curl`` command inside a bash block, continuation lines joined."""
-    found = []
-    for doc in DOCS:
-        in_block, lines = False, doc.read_text(encoding="utf-8").splitlines()
-        for number, line in enumerate(lines, start=1):
-            if line.startswith("```"):
-                in_block = line.strip() in ("```bash", "```sh", "```shell")
-                continue
-            if in_block and line.startswith("curl "):
-                command, following = line, number
-                while command.endswith("\\"):
-                    command, following = command[:-1] + lines[following], following + 1
-                found.append((f"{doc.relative_to(REPO)}:{number}", shlex.split(command, comments=True)))
-    return found
+    return [
+        (line.where, shlex.split(line.command, comments=True))
+        for line in shell_lines()
+        if line.command.startswith("curl ")
+    ]
 
 
 CURLS = _curls()

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import re
 import shlex
-from pathlib import Path
 
 import pytest
 import typer
 
 from backbone.cli import app
+from docs_blocks import shell_lines
 
-REPO = Path(__file__).resolve().parents[2]
-DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 _ENV = re.compile(r"^[A-Z_][A-Z0-9_]*=\S*$")
 _NUMBERS = {"N": "1", "K": "1"}  # placeholders the docs use for a number
 
@@ -26,20 +24,12 @@ _NUMBERS = {"N": "1", "K": "1"}  # placeholders the docs use for a number
 def _command_lines() -> list[tuple[str, str]]:
     """(file:line, command) of every ``backbone`` line inside a bash block."""
     found = []
-    for doc in DOCS:
-        in_block, lines = False, doc.read_text(encoding="utf-8").splitlines()
-        for number, line in enumerate(lines, start=1):
-            if line.startswith("```"):
-                in_block = line.strip() in ("```bash", "```sh", "```shell")
-                continue
-            words = line.split()
-            while words and _ENV.match(words[0]):  # VAR=value backbone ...
-                words = words[1:]
-            if in_block and words[:1] == ["backbone"]:
-                command, following = line, number
-                while command.endswith("\\"):  # continued on the next line
-                    command, following = command[:-1] + lines[following], following + 1
-                found.append((f"{doc.relative_to(REPO)}:{number}", command))
+    for line in shell_lines():
+        words = line.command.split()
+        while words and _ENV.match(words[0]):  # VAR=value backbone ...
+            words = words[1:]
+        if words[:1] == ["backbone"]:
+            found.append((line.where, line.command))
     return found
 
 
