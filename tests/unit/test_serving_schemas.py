@@ -74,7 +74,12 @@ def test_shipped_serve_configs_validate_for_serve_and_for_each_deployment(path: 
 
 def test_scaling_defaults_to_one_replica_and_writes_autoscaling_that_serve_accepts(tmp_path: Path) -> None:
     scaling = load_scaling(SHIPPED / "scaling" / "autoscaling.yaml")
-    assert scaling.retriever.deployment_options() == {
+    bounded = {
+        "max_ongoing_requests": 32,
+        "max_queued_requests": 64,
+        "backpressure_config": {"status_code": 503, "retry_after_s": 1.0},
+    }
+    assert scaling.retriever.deployment_options(scaling.retry_after_s) == {
         "autoscaling_config": {
             "min_replicas": 1,
             "max_replicas": 4,
@@ -83,14 +88,22 @@ def test_scaling_defaults_to_one_replica_and_writes_autoscaling_that_serve_accep
             "downscale_delay_s": 600.0,
         },
         "ray_actor_options": {"num_cpus": 0.5, "num_gpus": 0.0},
+        **bounded,
     }
-    fixed = scaling.reranker.deployment_options()["autoscaling_config"]
+    fixed = scaling.reranker.deployment_options(1.0)["autoscaling_config"]
     assert (fixed["min_replicas"], fixed["max_replicas"]) == (2, 2)
-    default = ServingScaling().retriever.deployment_options()
+    default = ServingScaling().retriever.deployment_options(1.0)
     assert (default["autoscaling_config"]["min_replicas"], default["autoscaling_config"]["max_replicas"]) == (1, 1)
     assert default["ray_actor_options"] == {"num_cpus": 0.5, "num_gpus": 0.0}
-    for options in (scaling.retriever.deployment_options(), Scaling(num_gpus=0.25).deployment_options()):
-        DeploymentSchema.model_validate({"name": "Retriever", **options})
+    gateway = ServingScaling(retry_after_s=2.5).gateway.deployment_options(2.5)
+    assert gateway == {**bounded, "max_ongoing_requests": 64, "backpressure_config": {**bounded["backpressure_config"],
+                       "retry_after_s": 2.5}}  # fmt: skip
+    for name, options in (
+        ("Retriever", scaling.retriever.deployment_options(1.0)),
+        ("Reranker", Scaling(num_gpus=0.25).deployment_options(1.0)),
+        ("Gateway", gateway),
+    ):
+        DeploymentSchema.model_validate({"name": name, **options})
 
     bad = tmp_path / "scaling.yaml"
     bad.write_text("retriever:\n  autoscaling: {min_replicas: 3, max_replicas: 2}\nreranker: {replica: 2}\n")

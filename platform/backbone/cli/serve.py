@@ -45,8 +45,9 @@ def deploy(
     scaling: Annotated[
         Path | None,
         typer.Option(
-            help="YAML file of the retriever's and reranker's replicas (fixed or autoscaling) and CPUs/GPUs per "
-            "replica (see serve_configs/scaling.yaml). Default: one replica each, half a CPU, no GPU.",
+            help="YAML file of the deployments' replicas (fixed or autoscaling), CPUs/GPUs per replica and queue "
+            "bounds (see serve_configs/scaling/autoscaling.yaml). Default: one replica each, half a CPU, no GPU, "
+            "bounded queues.",
             show_default=False,
         ),
     ] = None,

@@ -157,6 +157,40 @@ class Autoscaling(BaseModel):
         return self.model_dump(mode="json")
 
 
+class QueueBounds(BaseModel):
+    """How many requests a deployment's replica works on at once, and how many may wait for one.
+
+    A request that finds the wait full is refused at once (Serve's ``max_queued_requests``): 503 with Retry-After.
+
+    Example:
+        >>> QueueBounds().deployment_options(1.0)["max_ongoing_requests"]
+        32
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_ongoing_requests: int = Field(
+        32,
+        ge=1,
+        description="Requests one replica works on at once. For the retriever and the reranker keep it at least "
+        "their batching max_batch_size (16), or batches never fill; Serve's own default is 5.",
+    )
+    max_queued_requests: int = Field(
+        64,
+        ge=1,
+        description="Requests that may wait for a replica; one more is refused at once: a search then answers "
+        "degraded ('reranker: busy'), other calls a 503 with Retry-After.",
+    )
+
+    def deployment_options(self, retry_after_s: float) -> dict[str, object]:
+        """The bounds in a Serve config deployment, with the ``Retry-After`` of a refusal."""
+        return {
+            "max_ongoing_requests": self.max_ongoing_requests,
+            "max_queued_requests": self.max_queued_requests,
+            "backpressure_config": {"status_code": 503, "retry_after_s": retry_after_s},
+        }
+
+
 class Scaling(BaseModel):
     """How many replicas of one deployment run, and what each asks of a node.
 
@@ -177,25 +211,60 @@ class Scaling(BaseModel):
     num_gpus: float = Field(
         0, ge=0, description="GPUs each replica reserves: a fraction (0.25) shares one GPU among replicas; 0 on CPU."
     )
+    queues: QueueBounds = Field(
+        default_factory=QueueBounds, description="Requests a replica takes at once, and how many may wait for one."
+    )
 
-    def deployment_options(self) -> dict[str, object]:
-        """The ``autoscaling_config`` and ``ray_actor_options`` of a Serve config deployment.
+    def deployment_options(self, retry_after_s: float) -> dict[str, object]:
+        """The replicas, resources and queue bounds of a Serve config deployment.
 
         A fixed count is written as an autoscaling range of one value, never as ``num_replicas``: Serve hashes which
         deployments carry an ``autoscaling_config`` into the application's code version, so switching between the
         two forms would restart every replica of every deployment instead of only resizing one.
+
+        Args:
+            retry_after_s: the ``Retry-After`` of a request refused because this deployment's queue is full.
         """
         autoscaling = self.autoscaling or Autoscaling(min_replicas=self.replicas, max_replicas=self.replicas)
         return {
             "autoscaling_config": autoscaling.serve_config(),
             "ray_actor_options": {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus},
+            **self.queues.deployment_options(retry_after_s),
         }
 
 
-class ServingScaling(BaseModel):
-    """The replicas and resources of the retriever and the reranker (``backbone deploy --scaling FILE``).
+class Ingress(BaseModel):
+    """What the gateway (the HTTP ingress, one replica) takes in before Serve's proxy refuses requests.
 
-    The gateway stays one replica with no CPU reserved: it only forwards requests.
+    Example:
+        >>> Ingress().deployment_options(1.0)["backpressure_config"]
+        {'status_code': 503, 'retry_after_s': 1.0}
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    queues: QueueBounds = Field(
+        default_factory=lambda: QueueBounds(max_ongoing_requests=64),
+        description="Requests the gateway handles at once (each mostly waits on a component), and how many may "
+        "wait; one more is answered 503 with Retry-After by Serve's proxy before any work is done for it.",
+    )
+    request_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Most time a request may take from its arrival at Serve's proxy, queueing included; past it "
+        "the proxy answers 408 and cancels the request's work (Serve's http_options.request_timeout_s).",
+    )
+
+    def deployment_options(self, retry_after_s: float) -> dict[str, object]:
+        """The gateway deployment's queue bounds in a Serve config."""
+        return self.queues.deployment_options(retry_after_s)
+
+
+class ServingScaling(BaseModel):
+    """Replicas, resources and queue bounds of the deployments (``backbone deploy --scaling FILE``).
+
+    The gateway stays one replica with no CPU reserved: it only forwards requests. Every queue is bounded: a
+    request that finds one full is refused at once with a 503 and ``Retry-After``, never left waiting.
 
     Example:
         >>> ServingScaling.model_validate({"retriever": {"autoscaling": {"max_replicas": 3}}}).reranker.replicas
@@ -206,3 +275,7 @@ class ServingScaling(BaseModel):
 
     retriever: Scaling = Field(default_factory=Scaling, description="Replicas and resources of the retriever.")
     reranker: Scaling = Field(default_factory=Scaling, description="Replicas and resources of the reranker.")
+    gateway: Ingress = Field(default_factory=Ingress, description="Queue bounds and request timeout of the gateway.")
+    retry_after_s: float = Field(
+        1.0, gt=0, le=600, description="The Retry-After (seconds, rounded up) of a request refused for a full queue."
+    )

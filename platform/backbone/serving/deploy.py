@@ -83,8 +83,8 @@ def serve_config(
         documents: the prepared dataset whose corpus the retriever's index holds.
         host: the address Serve's HTTP proxy binds (loopback unless you mean to expose it).
         port: its port.
-        scaling: replicas (fixed or autoscaled) and resources of the retriever and the reranker; default one
-            replica each, half a CPU, no GPU.
+        scaling: replicas (fixed or autoscaled), resources and queue bounds of the deployments; default one
+            replica each, half a CPU, no GPU, bounded queues (``ServingScaling``).
         api_keys: the keys requests must send (``Authorization: Bearer KEY``); only their hashes go in the config.
             None: no key asked.
 
@@ -114,10 +114,14 @@ def serve_config(
         ),
     }
     scaling = scaling or ServingScaling()
-    options = {"Retriever": scaling.retriever.deployment_options(), "Reranker": scaling.reranker.deployment_options()}
+    options = {
+        "Retriever": scaling.retriever.deployment_options(scaling.retry_after_s),
+        "Reranker": scaling.reranker.deployment_options(scaling.retry_after_s),
+        "Gateway": scaling.gateway.deployment_options(scaling.retry_after_s),
+    }
     return {
         "proxy_location": "HeadOnly",
-        "http_options": {"host": host, "port": port},
+        "http_options": {"host": host, "port": port, "request_timeout_s": scaling.gateway.request_timeout_s},
         "logging_config": {"enable_access_log": False},  # per-request log lines cost throughput
         "applications": [
             {

@@ -13,6 +13,7 @@ request models as classes, not strings, or it reads them as query parameters.
 import asyncio
 import base64
 import logging
+import math
 import time
 import uuid
 from typing import Any
@@ -20,7 +21,8 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request, Response
 from ray import serve
-from ray.serve.handle import DeploymentHandle
+from ray.serve.exceptions import BackPressureError
+from ray.serve.handle import DeploymentHandle, DeploymentResponse
 
 from backbone.serving.auth import ApiKeys
 from backbone.serving.config import GatewayConfig, Limits
@@ -53,7 +55,7 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
         404: "Unknown application.",
         413: "Request body over the size limit.",
         422: "A field is missing, of the wrong type, or over a limit; the error names it.",
-        503: "A component failed or missed its deadline.",
+        503: "A component failed, missed its deadline or is busy (a full queue: the answer has Retry-After).",
     }.items()
 }
 
@@ -77,10 +79,14 @@ logger = logging.getLogger("ray.serve")
 
 
 class ComponentUnavailable(HTTPException):
-    """A 503: a component failed or missed its deadline; ``reason`` is ``timeout`` or ``failed``."""
+    """A 503: a component failed, missed its deadline or had a full queue (``reason``: failed, timeout, busy).
 
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(503, message)
+    ``retry_after_s``: busy only, the ``Retry-After`` the answer carries (the component's backpressure_config).
+    """
+
+    def __init__(self, reason: str, message: str, retry_after_s: float | None = None) -> None:
+        headers = {"Retry-After": str(math.ceil(retry_after_s))} if retry_after_s is not None else None
+        super().__init__(503, message, headers=headers)
         self.reason = reason
 
 
@@ -124,18 +130,24 @@ class Gateway:
             raise HTTPException(503, "the gateway has no user_config yet: deploy it with `backbone deploy`")
         return self._config
 
-    async def _call(self, response: Any, timeout: float, component: str, call: str) -> Any:
-        """Await a component's answer; a failure or a missed deadline is a 503 naming the component.
+    async def _call(self, response: DeploymentResponse, timeout: float, component: str, call: str) -> Any:
+        """Await a component's answer; a failure, a missed deadline or a full queue is a 503 naming the component.
 
-        A failure's detail (for a Ray task error, a remote traceback with hosts, pids and paths) goes to the
-        gateway's log under the request's id, never into the answer.
+        A call past its deadline is cancelled, so the component does not go on working for an answer nobody
+        waits for. A failure's detail (for a Ray task error, a remote traceback with hosts, pids and paths) goes
+        to the gateway's log under the request's id, never into the answer.
         """
         started, outcome = time.perf_counter(), "ok"
         try:
             return await asyncio.wait_for(response, timeout)
         except TimeoutError:
             outcome = "timeout"
+            response.cancel()
             raise ComponentUnavailable(outcome, f"{component}: no answer within {timeout} s") from None
+        except BackPressureError as err:  # refused at once: the component's queue is full
+            outcome = "busy"
+            message = f"{component}: busy (its queue is full); retry later"
+            raise ComponentUnavailable(outcome, message, err.retry_after_s) from None
         except Exception as err:  # any failure inside the component: log it, keep the gateway serving
             outcome = "failed"
             logger.error("request %s: %s failed: %s: %s", request_id(), component, type(err).__name__, err)

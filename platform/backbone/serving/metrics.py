@@ -57,7 +57,7 @@ class GatewayMetrics:
         self.component_seconds = Histogram(
             "backbone_component_seconds",
             "Time the gateway waited for a component, by component, call (search, embed, score, info) and outcome "
-            "(ok, timeout, failed).",
+            "(ok, timeout, failed, busy: its queue was full).",
             ["component", "call", "outcome"],
             buckets=_SECONDS,
             registry=self.registry,
@@ -65,7 +65,7 @@ class GatewayMetrics:
         self.degraded = Counter(
             "backbone_degraded_answers",
             "Searches answered in the retriever's order although their application reranks, by reason "
-            "(timeout: the reranker missed its deadline; failed: it raised).",
+            "(timeout: the reranker missed its deadline; failed: it raised; busy: its queue was full).",
             ["application", "reason"],
             registry=self.registry,
         )
