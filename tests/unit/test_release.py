@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from _registry_helpers import finish, publish, start_together
+from s3_server import moto_s3
 
 from backbone.errors import RegistryError
 from backbone.registry import AppSettings, Registry, Releases, RerankerSlot, RetrieverSlot
@@ -185,7 +187,19 @@ def test_a_release_stores_each_application_weight_and_old_releases_load_at_weigh
     }
 
 
-def test_racing_release_writers_lose_nothing(releases: Releases, tmp_path: Path) -> None:
+@pytest.fixture(params=["local", "s3"])
+def shared_registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registry]:
+    """A registry that writers in other processes reach: a local folder, or a bucket on a local S3 server."""
+    if request.param == "local":
+        yield Registry(str(tmp_path / "registry"))
+        return
+    with moto_s3("releases"):  # the writers inherit the server's AWS environment
+        yield Registry("s3://releases/registry")
+
+
+def test_racing_release_writers_lose_nothing(shared_registry: Registry, tmp_path: Path) -> None:
+    # On S3 every version is a PUT with If-None-Match: *, so two writers can never both write version N.
+    releases = Releases(shared_registry)
     _create(releases)
     registry = releases.registry
     per_writer = 4

@@ -158,9 +158,9 @@ class Releases:
 
     Writers racing on one release never lose a version: each version file is created exclusively, and a
     writer that finds its version number taken re-reads the release and re-applies its change on top.
-    That holds on a local or shared POSIX filesystem. Object stores reached through ``pyarrow`` have no
-    conditional write, so there changes to one release need a single writer at a time (e.g. one CI job or
-    one operator); artifacts themselves may be published by any number of writers anywhere.
+    That holds on a local or shared POSIX filesystem and on S3 (a conditional PUT). Other object stores
+    (``gs://``) get check-then-write, so there changes to one release need a single writer at a time (e.g. one
+    CI job or one operator); artifacts themselves may be published by any number of writers anywhere.
 
     Args:
         registry: the registry whose root holds the releases, and whose artifacts they name.

@@ -11,9 +11,10 @@ Two write primitives carry every guarantee the registry makes:
   Locally that is a temporary file in the same folder renamed over the target; on object storage a single
   PUT (or a completed multipart upload) is already all-or-nothing.
 - :meth:`StorageRoot.create_exclusive`: write a file only if it does not exist yet, so two racing writers
-  cannot clobber each other. Locally that is ``os.link``, which fails when the target exists; object
-  storage through ``pyarrow`` has no conditional PUT, so there it is check-then-write and needs a single
-  writer (see :class:`backbone.registry.release.Releases`).
+  cannot clobber each other. Locally that is ``os.link``, which fails when the target exists; on S3 it is a
+  PUT with ``If-None-Match: *`` (:mod:`backbone.registry.s3_conditional`), which S3 refuses when the object
+  exists. Other object stores (``gs://``) get check-then-write, safe with a single writer only (see
+  :class:`backbone.registry.release.Releases`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 
 from backbone.errors import RegistryError
+from backbone.registry.s3_conditional import put_if_absent
 
 # ``scheme://`` marks a URI; anything else is a local path, which ``pyarrow`` only accepts when absolute.
 _URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -159,8 +161,10 @@ class StorageRoot:
         Returns:
             ``True`` if this call created the file, ``False`` if it already existed (nothing is written).
         """
+        if isinstance(self.fs, pafs.S3FileSystem):
+            return put_if_absent(self.uri, self.full(path), data)
         if not self.is_local:
-            # No conditional PUT in pyarrow: this check-then-write is only safe with a single writer.
+            # No conditional PUT through pyarrow: this check-then-write is only safe with a single writer.
             if self.fs.get_file_info(self.full(path)).type != pafs.FileType.NotFound:
                 return False
             self.write_atomic(path, data)
