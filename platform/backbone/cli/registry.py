@@ -5,13 +5,24 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from backbone import settings
 from backbone.errors import BackboneError
-from backbone.registry import ArtifactKind, ArtifactManifest, Component, Registry, ReleaseRecord, Releases
+from backbone.registry import (
+    ArtifactKind,
+    ArtifactManifest,
+    Component,
+    Registry,
+    ReleaseRecord,
+    Releases,
+    delete_garbage,
+    find_garbage,
+)
 
 app = typer.Typer(help="Inspect the artifacts in the registry.", no_args_is_help=True)
 release_app = typer.Typer(
@@ -103,6 +114,43 @@ def verify(
     """Hash every stored file of an artifact and check it against its manifest (exit 2 on a mismatch)."""
     manifest = Registry(registry).verify(artifact_id)
     typer.echo(f"{manifest.id}: {len(manifest.files)} files intact ({_size(manifest)})")
+
+
+@app.command()
+def gc(
+    older_than: Annotated[
+        float, typer.Option(min=0.0, help="Only what is at least this many hours old (keep it above your longest run).")
+    ] = 24.0,
+    downloads: Annotated[
+        bool, typer.Option(help="Also delete local copies of remote artifacts ($BACKBONE_HOME/cache).")
+    ] = False,
+    run_state: Annotated[
+        bool,
+        typer.Option(
+            help="Also delete Ray Train's and Ray Tune's resume state under the registry (ray-train/, ray-tune/): "
+            "an older interrupted stage or search then starts again instead of resuming."
+        ),
+    ] = False,
+    dry_run: Annotated[bool, typer.Option(help="List what would be deleted; delete nothing.")] = False,
+    registry: RegistryOption = None,
+) -> None:
+    """Delete what no artifact or release needs: unpublished artifact folders, temporary files, drafts, and more.
+
+    Published artifacts and release versions are never touched.
+    """
+    store = Registry(registry)
+    garbage = find_garbage(store, timedelta(hours=older_than), downloads=downloads, run_state=run_state)
+    if not garbage:
+        typer.echo(f"nothing to delete in {store.uri} or {settings.backbone_home()} older than {older_than:g} h")
+        return
+    rows = [(item.kind, item.location, _bytes(item.size)) for item in garbage]
+    typer.echo(_table(("kind", "location", "size"), rows))
+    total = _bytes(sum(item.size for item in garbage))
+    if dry_run:
+        typer.echo(f"would free {total} (--dry-run: nothing deleted)")
+        return
+    delete_garbage(store, garbage)
+    typer.echo(f"deleted {len(garbage)}, freed {total}")
 
 
 @release_app.command("show")
@@ -253,7 +301,11 @@ def _time(manifest: ArtifactManifest) -> str:
 
 def _size(manifest: ArtifactManifest) -> str:
     """The artifact's total size, human readable."""
-    size = sum(entry.size for entry in manifest.files.values())
+    return _bytes(sum(entry.size for entry in manifest.files.values()))
+
+
+def _bytes(size: int) -> str:
+    """``size`` bytes, human readable."""
     units = ("B", "KiB", "MiB", "GiB", "TiB")
     exponent = min(int(math.log(size, 1024)) if size else 0, len(units) - 1)
     return f"{size} B" if exponent == 0 else f"{size / 1024**exponent:.1f} {units[exponent]}"

@@ -15,6 +15,7 @@ from backbone.registry.corpus_index import (
     index_key,
     publish_index,
 )
+from backbone.registry.garbage import Garbage, GarbageKind, delete_garbage, find_garbage
 from backbone.registry.release import (
     AppSettings,
     ChosenFor,
@@ -37,6 +38,8 @@ __all__ = [
     "DocumentEncoder",
     "Draft",
     "FileEntry",
+    "Garbage",
+    "GarbageKind",
     "Lineage",
     "Registry",
     "ReleaseRecord",
@@ -46,7 +49,9 @@ __all__ = [
     "StorageRoot",
     "check_index_serves",
     "code_version",
+    "delete_garbage",
     "document_encoder",
+    "find_garbage",
     "find_index",
     "index_key",
     "open_root",

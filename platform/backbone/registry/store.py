@@ -288,8 +288,24 @@ class Registry:
         verify_tree(self.root, posixpath.join(_artifact_dir(artifact_id), "files"), artifact_id, manifest.files)
         return manifest
 
+    def unpublished(self, older_than: timedelta = timedelta(days=1)) -> list[str]:
+        """The ids of artifact folders without a manifest (what killed writers left), older than ``older_than``.
+
+        Args:
+            older_than: minimum age (from the time in the id); keep it above the longest upload, or a
+                publish still in progress is counted.
+        """
+        now = datetime.now(UTC)
+        return [
+            info.base_name
+            for info in self.root.list_dir("artifacts")
+            if (created := artifact_id_time(info.base_name)) is not None
+            and now - created >= older_than
+            and self._load(info.base_name) is None
+        ]
+
     def gc(self, older_than: timedelta = timedelta(days=1)) -> list[str]:
-        """Delete what killed writers left: artifact folders without a manifest, older than ``older_than``.
+        """Delete the artifact folders :meth:`unpublished` names (``backbone registry gc`` deletes more).
 
         Args:
             older_than: minimum age (from the time in the id); keep it above the longest upload, or a
@@ -298,14 +314,9 @@ class Registry:
         Returns:
             The ids of the folders deleted.
         """
-        now = datetime.now(UTC)
-        deleted = []
-        for info in self.root.list_dir("artifacts"):
-            created = artifact_id_time(info.base_name)
-            if created is None or now - created < older_than or self._load(info.base_name) is not None:
-                continue
-            self.root.delete_dir(_artifact_dir(info.base_name))
-            deleted.append(info.base_name)
+        deleted = self.unpublished(older_than)
+        for artifact_id in deleted:
+            self.root.delete_dir(_artifact_dir(artifact_id))
         return deleted
 
     def _load(self, artifact_id: str) -> ArtifactManifest | None:
