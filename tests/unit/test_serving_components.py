@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -11,11 +12,11 @@ import torch
 from backbone.errors import BackboneError
 from backbone.evaluation import interpolate, ranking
 from backbone.models import build_retriever, checkpoint_spec
-from backbone.registry import DocumentEncoder, Lineage
+from backbone.registry import DocumentEncoder, Lineage, Releases
 from backbone.selection import assignment
 from backbone.serving import gateway, pipeline
 from backbone.serving.config import RerankerConfig, RetrieverConfig
-from backbone.serving.deploy import find_documents, serve_config
+from backbone.serving.deploy import find_documents, rollback, serve_config
 from backbone.serving.pipeline import ranked_hits
 from backbone.serving.reranker import LoadedReranker
 from backbone.serving.retriever import LoadedRetriever
@@ -155,3 +156,48 @@ def test_an_index_compatible_retriever_swaps_its_query_encoder_and_keeps_the_ind
         BackboneError, match=f"index {other_index} was not built from retriever checkpoint {query_side} or"
     ):
         LoadedRetriever.load(_retriever_config(release, checkpoint=query_side, index=other_index))
+
+
+class _RefusingCluster:
+    """A stand-in for ``ServeCluster`` that serves ``config`` and refuses to apply one serving ``refused``.
+
+    Only the release history and the configs applied are under test here; applying to a real cluster is
+    tested in tests/serve/test_rollback.py.
+    """
+
+    def __init__(self, config: dict, refused: str) -> None:
+        self.config, self.refused, self.applied = config, refused, []
+
+    def deployed(self) -> dict:
+        return copy.deepcopy(self.config)
+
+    def apply(self, config: dict) -> None:
+        served = {d["name"]: d["user_config"] for d in config["applications"][0]["deployments"]}
+        if served["Reranker"]["checkpoint"] == self.refused:
+            raise BackboneError("deploy failed: the Reranker replica did not start")
+        self.config = config
+        self.applied.append(served)
+
+
+def test_a_rollback_that_fails_to_apply_is_undone_in_the_history_and_on_the_cluster(
+    tiny_encoder_dir: Path, tmp_path: Path
+) -> None:
+    built = build_servable_release(tmp_path, tiny_encoder_dir)
+    releases = Releases(built.registry)
+    promoted = releases.promote(built.record.name, "reranker", built.other_reranker)
+    config = serve_config(promoted, built.registry, built.documents)
+    cluster = _RefusingCluster(config, refused=built.record.reranker.checkpoint)
+
+    with pytest.raises(BackboneError, match=r"failed to apply: deploy failed.*serves again, recorded as v4"):
+        rollback("reranker", cluster)  # type: ignore[arg-type]
+
+    history = releases.history(built.record.name)
+    assert [r.reranker.checkpoint for r in history] == [
+        built.record.reranker.checkpoint,
+        built.other_reranker,
+        built.record.reranker.checkpoint,  # v3: the rollback, which the cluster refused
+        built.other_reranker,  # v4: what serves again, and why
+    ]
+    assert history[-1].note.startswith("v3 failed to apply: deploy failed")
+    assert cluster.applied[-1]["Gateway"]["release_version"] == 4
+    assert cluster.applied[-1]["Reranker"]["checkpoint"] == built.other_reranker

@@ -8,6 +8,7 @@ dashboard's Serve API, exactly as ``serve deploy`` applies them.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
@@ -15,7 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 from pydantic import ValidationError
@@ -343,16 +344,48 @@ def rollback(
         'rollback reranker to v1: checkpoint-20250201T090000Z-99aa88bb'
     """
     config = cluster.deployed()
+    serving_before = copy.deepcopy(config)
     user_configs = _user_configs(config)
     gateway = GatewayConfig.model_validate(user_configs["Gateway"])
     component_config = user_configs[_DEPLOYMENT[component]]
-    record = Releases(Registry(component_config["registry"])).rollback(
-        gateway.release, component, to_version=to_version, note=note
-    )
+    releases = Releases(Registry(component_config["registry"]))
+    record = releases.rollback(gateway.release, component, to_version=to_version, note=note)
     component_config.update(record.slot(component).model_dump(exclude_none=True))
     user_configs["Gateway"]["release_version"] = record.version
-    cluster.apply(config)
+    try:
+        cluster.apply(config)
+    except BackboneError as err:
+        _revert_failed_rollback(releases, record, component, err, cluster, serving_before)
     return record
+
+
+def _revert_failed_rollback(
+    releases: Releases,
+    failed: ReleaseRecord,
+    component: Component,
+    err: BackboneError,
+    cluster: ServeCluster,
+    serving_before: dict[str, Any],
+) -> NoReturn:
+    """After ``failed`` could not be applied: a version serving the earlier ``component`` again, applied; raise.
+
+    The release history then ends with what serves: the rollback, and the version that undid it with the reason.
+    """
+    reverted = releases.rollback(
+        failed.name, component, to_version=failed.previous_version, note=f"v{failed.version} failed to apply: {err}"
+    )
+    _user_configs(serving_before)["Gateway"]["release_version"] = reverted.version
+    try:
+        cluster.apply(serving_before)
+    except BackboneError as again:
+        raise BackboneError(
+            f"rolling {component} back (release {failed.name} v{failed.version}) failed to apply: {err}; restoring "
+            f"what served before (v{reverted.version}) failed too: {again}. See `backbone status`."
+        ) from again
+    raise BackboneError(
+        f"rolling {component} back (release {failed.name} v{failed.version}) failed to apply: {err}. The {component} "
+        f"of v{failed.previous_version} serves again, recorded as v{reverted.version}."
+    ) from err
 
 
 def served_registry(cluster: ServeCluster) -> str:
