@@ -32,8 +32,13 @@ def test_cluster_yaml_validates_with_rays_schema() -> None:
         assert config[kind][0].index("pip install torch==2.13.0") < config[kind][0].index("pip install -e .")
     for start in ("head_start_ray_commands", "worker_start_ray_commands"):
         ray_start = next(command for command in config[start] if "ray start" in command)
-        for variable in ("RAY_USAGE_STATS_ENABLED=0", "RAY_AUTH_MODE=disabled", "BACKBONE_REGISTRY=s3://"):
+        for variable in ("RAY_USAGE_STATS_ENABLED=0", "RAY_AUTH_MODE=token", "BACKBONE_REGISTRY=s3://"):
             assert variable in ray_start, f"{start} lacks {variable}"
+        assert "0.0.0.0" not in ray_start, f"{start} binds something to every interface"
+    head_start = next(command for command in config["head_start_ray_commands"] if "ray start" in command)
+    assert "--dashboard-host=127.0.0.1" in head_start
+    # Every node gets the token its Ray checks callers against.
+    assert config["file_mounts"]["/home/ubuntu/.ray/auth_token"] == "~/.ray/auth_token"
 
 
 @pytest.mark.parametrize(
