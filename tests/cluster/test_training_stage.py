@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -93,7 +94,7 @@ def _first_step(config: dict) -> None:
         report[f"{name}_gradient"] = gradient.tolist()
     ray.train.report(report)
     if rank == 0:
-        Path(config["out"]).write_text(repr(report))
+        Path(config["out"]).write_text(json.dumps(report))
 
 
 def _first_step_result(workers: int, tasks: dict, model_dir: Path, out: Path) -> dict:
@@ -102,7 +103,7 @@ def _first_step_result(workers: int, tasks: dict, model_dir: Path, out: Path) ->
         train_loop_config={**tasks, "model_dir": str(model_dir), "out": str(out)},
         scaling_config=ScalingConfig(num_workers=workers),
     ).fit()
-    return eval(out.read_text())
+    return json.loads(out.read_text())
 
 
 def test_two_workers_match_one_on_the_first_step(

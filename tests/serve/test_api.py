@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import yaml
 
+from backbone.serving.config import RerankerConfig
 from backbone.serving.deploy import ServeCluster
+from backbone.serving.reranker import LoadedReranker
 
 pytestmark = pytest.mark.cluster
 
@@ -69,10 +71,15 @@ def test_rerank_is_cohere_compatible(served) -> None:
     body = answer.json()
     assert answer.headers["x-backbone-reranker"] == body["model"] == served.release.record.reranker.checkpoint
     results = body["results"]
-    assert len(results) == 2 and len({result["index"] for result in results}) == 2
-    assert results[0]["relevance_score"] >= results[1]["relevance_score"]
-    assert all(0 <= result["relevance_score"] <= 1 for result in results)
     texts = [doc if isinstance(doc, str) else doc["text"] for doc in documents]
+    # The same checkpoint loaded here scores the plain passages: the answer is its top 2, as sigmoids of its logits.
+    reranker = LoadedReranker.load(
+        RerankerConfig(registry=served.release.registry.uri, checkpoint=served.release.record.reranker.checkpoint)
+    )
+    logits = reranker.score([QUERY] * len(texts), texts).astype(np.float64)
+    best = np.argsort(-logits, kind="stable")[:2]
+    assert [result["index"] for result in results] == best.tolist()
+    np.testing.assert_allclose([r["relevance_score"] for r in results], 1 / (1 + np.exp(-logits[best])), rtol=1e-5)
     assert [result["document"]["text"] for result in results] == [texts[result["index"]] for result in results]
     plain = served.http.post("/v1/rerank", json={"query": QUERY, "documents": texts}).json()["results"]
     assert len(plain) == 3 and all("document" not in result for result in plain)

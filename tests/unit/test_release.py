@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 from _registry_helpers import finish, publish, start_together
-from s3_server import moto_s3
 
 from backbone.errors import RegistryError
 from backbone.registry import AppSettings, Registry, Releases, RerankerSlot, RetrieverSlot
+from s3_server import moto_s3
 
 
 @pytest.fixture

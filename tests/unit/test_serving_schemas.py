@@ -61,6 +61,11 @@ def test_every_field_is_described() -> None:
     assert models and not undescribed
 
 
+def test_the_shipped_serve_configs_are_found() -> None:
+    # Guards the test below: a glob that matches nothing would make it pass with no case at all.
+    assert [path.name for path in sorted(SHIPPED.glob("*.yaml"))] == ["legal-search.yaml"]
+
+
 @pytest.mark.parametrize("path", sorted(SHIPPED.glob("*.yaml")), ids=lambda path: path.name)
 def test_shipped_serve_configs_validate_for_serve_and_for_each_deployment(path: Path) -> None:
     config = yaml.safe_load(path.read_text())
