@@ -9,7 +9,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from backbone.data import DatasetBuilder, RetrievalDataset, load_dataset, read_manifest, read_table, save_dataset
+from backbone.data import (
+    DatasetBuilder,
+    RetrievalDataset,
+    dataset_checksum,
+    find_dataset,
+    load_dataset,
+    read_manifest,
+    read_table,
+    save_dataset,
+)
 from backbone.data import store as store_module
 from backbone.data.readers import Where
 from backbone.errors import DataError
@@ -234,3 +243,18 @@ def test_bad_manifest(tmp_path: Path, dataset: RetrievalDataset, edit, expected:
     manifest.write_text(edited if isinstance(edited, str) else json.dumps(edited))
     with pytest.raises(DataError, match=expected):
         read_manifest(tmp_path / "tiny")
+
+
+def test_find_dataset_picks_the_one_with_the_checksum_at_any_depth(tmp_path: Path, dataset: RetrievalDataset) -> None:
+    root = tmp_path / "datasets"
+    save_dataset(dataset, root / "a", name="a")
+    nested = root / "more" / "b"
+    save_dataset(dataset, nested, name="b", extra_tables={"pairs/weak": PAIRS})
+    (root / "other-tool").mkdir()
+    (root / "other-tool" / "manifest.json").write_text("{}")  # not a prepared dataset: skipped
+    wanted = dataset_checksum(nested)
+    assert wanted != dataset_checksum(root / "a")
+
+    assert find_dataset(wanted, root) == nested
+    assert find_dataset("0" * 16, root) is None
+    assert find_dataset(wanted, tmp_path / "missing") is None

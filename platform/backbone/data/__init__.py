@@ -16,6 +16,7 @@ from backbone.data.stard import fetch_stard, load_stard, resolve_stard_source
 from backbone.data.store import (
     DatasetManifest,
     dataset_checksum,
+    find_dataset,
     load_dataset,
     read_manifest,
     read_table,
@@ -41,6 +42,7 @@ __all__ = [
     "carve_selection",
     "dataset_checksum",
     "fetch_stard",
+    "find_dataset",
     "labelled_pairs",
     "load_beir",
     "load_dataset",

@@ -183,6 +183,31 @@ def dataset_checksum(dataset_dir: Path) -> str:
     return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def find_dataset(checksum: str, root: Path) -> Path | None:
+    """The prepared dataset below ``root`` whose :func:`dataset_checksum` is ``checksum``, or ``None``.
+
+    Datasets live outside the registry; an artifact's lineage names the one it was built from by checksum. Folders
+    whose ``manifest.json`` is not a prepared dataset's (another tool's) are skipped.
+
+    Args:
+        checksum: the checksum a lineage recorded.
+        root: where prepared datasets are (``$BACKBONE_DATASETS_DIR``), searched at any depth.
+
+    Example:
+        >>> find_dataset("3f2a9c0d1b7e4a56", Path("datasets"))  # doctest: +SKIP
+        PosixPath('datasets/stard-mini-797850a6b56d')
+    """
+    if not root.is_dir():
+        return None
+    for folder in sorted(path.parent for path in root.glob(f"**/{MANIFEST_NAME}")):
+        try:
+            if dataset_checksum(folder) == checksum:
+                return folder
+        except DataError:
+            continue  # not a prepared dataset
+    return None
+
+
 def load_dataset(path: Path) -> RetrievalDataset:
     """Load a dataset directory, verifying the checksum and schema of every table it reads.
 

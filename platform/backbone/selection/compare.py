@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from ranx.statistical_tests import fisher_randomization_test
 
-from backbone.data import dataset_checksum, read_manifest
+from backbone.data import find_dataset, read_manifest
 from backbone.errors import BackboneError
 from backbone.models import checkpoint_spec
 from backbone.registry import Registry, ReleaseRecord, Releases
@@ -130,9 +130,9 @@ def _dataset_of(registry: Registry, records: list[ReleaseRecord]) -> Path:
             f"({', '.join(sorted(map(str, checksums)))}); an A/B needs the same queries"
         )
     (checksum,) = checksums
-    for manifest in sorted(datasets_dir().glob("*/manifest.json")):
-        if dataset_checksum(manifest.parent) == checksum:
-            return manifest.parent
+    found = find_dataset(checksum, datasets_dir())
+    if found is not None:
+        return found
     raise BackboneError(
         f"no prepared dataset with checksum {checksum} under {datasets_dir()}: build it with "
         "`backbone data build RECIPE` (or set BACKBONE_DATASETS_DIR)"

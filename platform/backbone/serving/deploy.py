@@ -22,8 +22,7 @@ import yaml
 from pydantic import ValidationError
 from ray.dashboard.modules.serve.sdk import ServeSubmissionClient
 
-from backbone.data import dataset_checksum
-from backbone.data.store import read_manifest
+from backbone.data import find_dataset
 from backbone.errors import BackboneError
 from backbone.registry import Component, Registry, ReleaseRecord, Releases
 from backbone.serving.auth import API_KEYS_ENV, check_exposure, hash_api_key, read_api_keys
@@ -51,17 +50,11 @@ def find_documents(registry: Registry, index_id: str) -> Path:
     wanted = registry.get(index_id).lineage.dataset_checksum
     if wanted is None:
         raise BackboneError(f"index {index_id} records no dataset: name its documents with --documents DIR")
-    root = datasets_dir()
-    candidates = sorted(path.parent for path in root.glob("**/manifest.json")) if root.is_dir() else []
-    for folder in candidates:
-        try:
-            read_manifest(folder)
-        except BackboneError:
-            continue  # not a prepared dataset: another tool's manifest.json
-        if dataset_checksum(folder) == wanted:
-            return folder
+    found = find_dataset(wanted, datasets_dir())
+    if found is not None:
+        return found
     raise BackboneError(
-        f"no prepared dataset in {root} has checksum {wanted} (the dataset index {index_id} was built on): "
+        f"no prepared dataset in {datasets_dir()} has checksum {wanted} (the dataset index {index_id} was built on): "
         "prepare it again or name it with --documents DIR"
     )
 
