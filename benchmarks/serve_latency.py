@@ -41,11 +41,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the release builder the serving tests use
 
 from backbone.recipes import Reranker, Retriever  # noqa: E402
+from backbone.serving.cluster import ServeCluster  # noqa: E402
 from backbone.serving.config import RerankerConfig, RetrieverConfig  # noqa: E402
-from backbone.serving.deploy import ServeCluster, serve_config  # noqa: E402
 from backbone.serving.pipeline import ranked_hits  # noqa: E402
 from backbone.serving.reranker import LoadedReranker  # noqa: E402
 from backbone.serving.retriever import LoadedRetriever  # noqa: E402
+from backbone.serving.serve_config import serve_config  # noqa: E402
 from backbone.settings import models_dir  # noqa: E402
 from serving_release import APPLICATIONS, build_servable_release  # noqa: E402
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import yaml
 
+from backbone.serving.cluster import ServeCluster
 from backbone.serving.config import RerankerConfig
-from backbone.serving.deploy import ServeCluster
 from backbone.serving.reranker import LoadedReranker
 
 pytestmark = pytest.mark.cluster

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from backbone.cli import app
-from backbone.serving.deploy import ServeCluster
+from backbone.serving.cluster import ServeCluster
 
 QUERY = "谁可以成为个体工商户？"
 

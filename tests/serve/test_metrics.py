@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from backbone.serving.deploy import ServeCluster
+from backbone.serving.cluster import ServeCluster
 
 QUERY = "谁可以成为个体工商户？"
 

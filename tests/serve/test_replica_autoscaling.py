@@ -11,7 +11,7 @@ import httpx
 import pytest
 import yaml
 
-from backbone.serving.deploy import ServeCluster
+from backbone.serving.cluster import ServeCluster
 
 pytestmark = pytest.mark.cluster
 

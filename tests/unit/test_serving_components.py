@@ -16,10 +16,11 @@ from backbone.registry import DocumentEncoder, Lineage, Releases
 from backbone.selection import assignment
 from backbone.serving import gateway, pipeline
 from backbone.serving.config import RerankerConfig, RetrieverConfig
-from backbone.serving.deploy import find_documents, rollback, serve_config
+from backbone.serving.deploy import rollback
 from backbone.serving.pipeline import ranked_hits
 from backbone.serving.reranker import LoadedReranker
 from backbone.serving.retriever import LoadedRetriever
+from backbone.serving.serve_config import find_documents, serve_config
 from serving_release import ServableRelease, build_servable_release, make_documents
 
 

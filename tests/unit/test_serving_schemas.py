@@ -12,8 +12,8 @@ from ray.serve.schema import DeploymentSchema, ServeDeploySchema
 from backbone.errors import BackboneError
 from backbone.registry import AppSettings
 from backbone.serving.config import GatewayConfig, RerankerConfig, RetrieverConfig, Scaling, ServingScaling
-from backbone.serving.deploy import load_scaling
 from backbone.serving.schemas import EmbeddingRequest, InfoResponse, RerankRequest, SearchRequest
+from backbone.serving.serve_config import load_scaling
 
 SHIPPED = Path(__file__).resolve().parents[2] / "serve_configs"
 

@@ -72,18 +72,19 @@ def deploy(
     address: AddressOption = None,
 ) -> None:
     """Serve a release's current version on the running Ray cluster; wait until it answers."""
-    from backbone.serving import auth
-    from backbone.serving import deploy as serving  # Serve and the models load only when a command runs
+    # Serve and the models load only when a command runs.
+    from backbone.serving import auth, cluster, serve_config
+    from backbone.serving import deploy as serving
 
     keys = auth.read_api_keys(api_keys_file)
     record, _ = serving.deploy(
         release,
         Registry(registry),
-        serving.ServeCluster(address, api_key=keys[0] if keys else None),
+        cluster.ServeCluster(address, api_key=keys[0] if keys else None),
         documents=documents,
         host=host,
         port=port,
-        scaling=serving.load_scaling(scaling) if scaling else None,
+        scaling=serve_config.load_scaling(scaling) if scaling else None,
         config_out=config_out,
         api_keys=keys,
         allow_unauthenticated=allow_unauthenticated,
@@ -97,9 +98,9 @@ def deploy(
 
 def status(address: AddressOption = None, as_json: JsonOption = False) -> None:
     """Show what serves now: the release version, each component's artifacts, status and replicas."""
-    from backbone.serving import deploy as serving  # Serve and the models load only when a command runs
+    from backbone.serving.cluster import ServeCluster  # Serve loads only when a command runs
 
-    report = serving.ServeCluster(address).status()
+    report = ServeCluster(address).status()
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return
@@ -127,9 +128,10 @@ def rollback(
     With --rechoose-k the re-chosen K and weights are served at once (only the gateway's config changes).
     """
     from backbone.serving import deploy as serving  # Serve and the models load only when a command runs
+    from backbone.serving.cluster import ServeCluster
 
     rechoose_with = recipe_to_rechoose_with(rechoose_k, recipe)
-    cluster = serving.ServeCluster(address)
+    cluster = ServeCluster(address)
     record = serving.rollback(component, cluster, to_version=to, note=note)
     typer.echo(f"{record.name} v{record.version}: {record.change}")
     if rechoose_with is not None:

@@ -2,7 +2,7 @@
 
 ``serve run`` / ``serve deploy`` import :func:`build_app` (``import_path: backbone.serving.app:build_app``); what
 each deployment serves comes from its ``user_config`` in the config file (see ``serve_configs/`` and
-:mod:`backbone.serving.deploy`).
+:mod:`backbone.serving.serve_config`).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ by reason; and the release version served. Batch sizes and queue depths are the 
 them on each node's metrics port (``ray_serve_batch_utilization_percent``, ``ray_serve_deployment_queued_queries``
 and the others in Ray's Serve monitoring guide).
 
-One gateway replica serves (see :mod:`backbone.serving.deploy`), so its registry holds every request's figures.
+One gateway replica serves (see :mod:`backbone.serving.serve_config`), so its registry holds every request's figures.
 """
 
 from __future__ import annotations
