@@ -25,7 +25,7 @@ from backbone.data import (
 from backbone.evaluation import DenseIndex
 from backbone.models import build_reranker, build_retriever, encode_passages, passage_text
 from backbone.recipes import Reranker, Retriever
-from backbone.registry import AppSettings, Lineage, Registry, ReleaseRecord, Releases, index_key
+from backbone.registry import AppSettings, Lineage, Registry, ReleaseRecord, Releases, publish_index
 
 APPLICATIONS = {
     "default": AppSettings(k=8, top_n=3, rerank=True),
@@ -87,13 +87,13 @@ def publish_retriever(registry: Registry, model_dir: Path, documents: Path, spec
         )
         passages = [passage_text(spec, t, x) for t, x in zip(corpus["title"], corpus["text"], strict=True)]
         DenseIndex.build(corpus["doc_id"], encode_passages(model, spec, passages)).save(Path(folder) / "index")
-        index = registry.publish(
-            "index",
+        index = publish_index(
+            registry,
             Path(folder) / "index",
+            checkpoint.id,
             name="retriever/test/index",
-            lineage=Lineage(parents=[checkpoint.id], dataset_checksum=dataset_checksum(documents)),
-            params={"checkpoint": checkpoint.id},
-            cache_key=index_key(checkpoint.id, dataset_checksum(documents)),
+            documents=load_dataset(documents).corpus,
+            dataset_checksum=dataset_checksum(documents),
         )
     return checkpoint.id, index.id
 

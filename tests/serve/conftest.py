@@ -40,11 +40,13 @@ class Served:
         return result.output
 
     def deploy(self, *options: str) -> str:
-        """``backbone deploy`` of the test release's current version on this cluster, with further ``options``."""
+        """``backbone deploy`` of the test release's current version on this cluster, with further ``options``.
+
+        No ``--documents``: the replicas read the documents the index artifact carries from the S3 registry.
+        """
         return self.cli(
             "deploy", self.release.record.name,
             "--registry", self.release.registry.uri,
-            "--documents", str(self.release.documents),
             "--port", str(self.http.base_url.port),
             *options,
         )  # fmt: skip

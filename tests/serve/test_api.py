@@ -91,6 +91,10 @@ def test_info_health_and_openapi(served) -> None:
     assert info["retriever"]["max_lengths"] == {"query": 32, "passage": 64}
     assert info["reranker"]["max_lengths"] == {"query": 32, "pair": 96}
     assert info["retriever"]["documents"] == 24
+    # The replicas read those documents from the index artifact on S3: no dataset folder is named to them.
+    retriever = next(d for d in ServeCluster(served.dashboard).deployed()["applications"][0]["deployments"]
+                     if d["name"] == "Retriever")  # fmt: skip
+    assert retriever["user_config"]["documents"] is None
     assert served.http.get("/healthz").json() == {"status": "ok", "release": served.release.record.name}
     ready = served.http.get("/readyz", headers={"X-Request-Id": "probe-1"})
     assert ready.status_code == 200 and ready.headers["x-request-id"] == "probe-1"

@@ -46,8 +46,7 @@ def test_a_gateway_with_api_keys_answers_only_requests_with_one(served, monkeypa
         again = CliRunner().invoke(
             app,
             ["deploy", served.release.record.name, "--registry", served.release.registry.uri,
-             "--documents", str(served.release.documents), "--port", str(served.http.base_url.port),
-             "--address", served.dashboard],
+             "--port", str(served.http.base_url.port), "--address", served.dashboard],
         )  # fmt: skip
         refusal = f"{again.output}{again.exception}"  # the CLI's entry point prints it; CliRunner keeps it raised
         assert again.exit_code != 0 and "the served gateway asks for API keys" in refusal, refusal

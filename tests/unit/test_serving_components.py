@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _registry_helpers import write_files
 
 from backbone.errors import BackboneError
 from backbone.evaluation import interpolate, ranking
@@ -49,6 +50,29 @@ def test_retriever_searches_its_index_with_titles_and_texts(release: ServableRel
     assert vectors.shape == (2, retriever.index.dim)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
     assert retriever.count_tokens(["合同" * 500], "query") == retriever.spec.max_query_length
+
+
+def test_retriever_reads_the_documents_its_index_artifact_carries(release: ServableRelease, tmp_path: Path) -> None:
+    from_dataset = LoadedRetriever.load(_retriever_config(release))
+    config = RetrieverConfig(
+        registry=release.registry.uri,
+        checkpoint=release.record.retriever.checkpoint,
+        index=release.record.retriever.index,
+    )
+    from_index = LoadedRetriever.load(config)  # no dataset folder named: the registry alone
+    assert from_index.documents == from_dataset.documents and len(from_index.documents) == 24
+
+    # An index published before indexes held their documents: refused with what to do.
+    bare = release.registry.materialize(release.record.retriever.index)
+    kept = write_files(
+        tmp_path / "bare", {name: (bare / name).read_bytes() for name in ("index.faiss", "doc_ids.json")}
+    )
+    manifest = release.registry.get(release.record.retriever.index)
+    old = release.registry.publish(
+        "index", kept, name="retriever/old-index", lineage=manifest.lineage, params=manifest.params
+    )
+    with pytest.raises(BackboneError, match=f"index {old.id} carries no documents.parquet.*--documents DIR"):
+        LoadedRetriever.load(config.model_copy(update={"index": old.id}))
 
 
 def test_retriever_refuses_an_index_built_from_another_checkpoint(release: ServableRelease) -> None:

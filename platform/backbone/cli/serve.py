@@ -35,8 +35,9 @@ def deploy(
     documents: Annotated[
         Path | None,
         typer.Option(
-            help="Prepared dataset holding the indexed documents. Default: the one under $BACKBONE_DATASETS_DIR "
-            "whose checksum the index's lineage records.",
+            help="Prepared dataset holding the indexed documents, on every replica's node. Default: the documents "
+            "the index artifact carries, read from the registry (an older index without them: the dataset under "
+            "$BACKBONE_DATASETS_DIR whose checksum its lineage records).",
             show_default=False,
         ),
     ] = None,

@@ -8,6 +8,7 @@ object storage (``s3://``, ``gs://``), chosen by ``BACKBONE_REGISTRY``.
 from backbone.registry.artifact import ArtifactKind, ArtifactManifest, FileEntry, Lineage, code_version
 from backbone.registry.corpus_index import (
     DOCUMENT_ENCODER_PARAM,
+    DOCUMENTS_FILE,
     DocumentEncoder,
     check_index_serves,
     document_encoder,
@@ -29,6 +30,7 @@ from backbone.registry.root import StorageRoot, open_root
 from backbone.registry.store import Draft, Registry
 
 __all__ = [
+    "DOCUMENTS_FILE",
     "DOCUMENT_ENCODER_PARAM",
     "AppSettings",
     "ArtifactKind",

@@ -15,18 +15,28 @@ So:
   same document encoder, so promoting or rolling back between such checkpoints keeps the index.
 
 Checkpoints published before this field existed read as carrying their own document tower.
+
+An index artifact also carries the documents it indexes (``documents.parquet``: the corpus table of its dataset),
+so a serving replica on any node reads ids, titles and texts from the registry alone.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Literal
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
 from backbone.errors import RegistryError
 from backbone.registry.artifact import ArtifactKind, ArtifactManifest, Lineage
 from backbone.registry.store import Registry
+
+DOCUMENTS_FILE = "documents.parquet"
+"""The file of an index artifact holding the corpus it indexes (``doc_id``, ``title``, ``text``)."""
 
 DOCUMENT_ENCODER_PARAM = "document_encoder"
 
@@ -109,28 +119,37 @@ def publish_index(
     encoder: str,
     *,
     name: str,
+    documents: pa.Table,
     dataset_checksum: str,
     recipe_hash: str | None = None,
 ) -> ArtifactManifest:
-    """Publish the corpus index in ``folder``, built with the document tower of checkpoint ``encoder``.
+    """Publish the corpus index in ``folder`` (built with the document tower of ``encoder``) with its documents.
+
+    The artifact holds the index files and ``documents.parquet`` (``documents``), so that whoever serves the
+    index needs nothing but the registry.
 
     Args:
         registry: where to publish.
-        folder: the folder ``DenseIndex.save`` wrote.
+        folder: the folder ``DenseIndex.save`` wrote (left unchanged).
         encoder: the id of the checkpoint whose document tower encoded the corpus (its :func:`document_encoder`).
         name: the artifact's name.
-        dataset_checksum: the prepared dataset whose corpus it indexes (serving checks documents against it).
+        documents: the corpus it indexes (``doc_id``, ``title``, ``text``: a prepared dataset's corpus table).
+        dataset_checksum: the prepared dataset that corpus is from (serving checks other documents against it).
         recipe_hash: the recipe's hash, for the lineage.
 
     Example:
-        >>> publish_index(registry, folder, checkpoint.id, name="retriever/base/index", dataset_checksum=checksum)
+        >>> publish_index(registry, folder, checkpoint.id, name="retriever/base/index",
+        ...     documents=load_dataset(dataset_dir).corpus, dataset_checksum=checksum)
         ... # doctest: +SKIP
     """
-    return registry.publish(
-        ArtifactKind.INDEX,
-        folder,
-        name=name,
-        lineage=Lineage(parents=[encoder], recipe_hash=recipe_hash, dataset_checksum=dataset_checksum),
-        params={"checkpoint": encoder},
-        cache_key=index_key(encoder, dataset_checksum),
-    )
+    with tempfile.TemporaryDirectory() as staged:
+        shutil.copytree(folder, staged, dirs_exist_ok=True)
+        pq.write_table(documents, Path(staged) / DOCUMENTS_FILE)
+        return registry.publish(
+            ArtifactKind.INDEX,
+            staged,
+            name=name,
+            lineage=Lineage(parents=[encoder], recipe_hash=recipe_hash, dataset_checksum=dataset_checksum),
+            params={"checkpoint": encoder},
+            cache_key=index_key(encoder, dataset_checksum),
+        )

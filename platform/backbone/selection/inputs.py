@@ -16,6 +16,7 @@ class SearchInputs:
 
     Args:
         split: the evaluation split's name.
+        dataset_dir: the prepared dataset's folder (an index published from these inputs carries its corpus).
         data: the prepared dataset's checksum; cached runs and scores are only valid for it.
         queries: query id -> text, for every judged query of the split.
         qrels: query id -> document id -> grade.
@@ -25,6 +26,7 @@ class SearchInputs:
     """
 
     split: str
+    dataset_dir: Path
     data: str
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]]
@@ -54,6 +56,7 @@ def search_inputs(dataset_dir: Path, split: str, retriever: Retriever, reranker:
     titles_and_texts = list(zip(corpus["title"], corpus["text"], strict=True))
     return SearchInputs(
         split=split,
+        dataset_dir=dataset_dir,
         data=dataset_checksum(dataset_dir),
         queries={query: texts[query] for query in sorted(qrels)},
         qrels=qrels,

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from sentence_transformers import SentenceTransformer
 
+from backbone.data import load_dataset
 from backbone.evaluation import DenseIndex, Run, read_parquet_run, write_parquet_run, write_trec_run
 from backbone.models import encode_passages, encode_queries, load_retriever
 from backbone.recipes import Retriever
@@ -110,6 +111,11 @@ def _index(
     with tempfile.TemporaryDirectory() as folder:
         index.save(Path(folder))
         manifest = publish_index(
-            registry, folder, document_encoder(checkpoint), name="retriever/index", dataset_checksum=inputs.data
+            registry,
+            folder,
+            document_encoder(checkpoint),
+            name="retriever/index",
+            documents=load_dataset(inputs.dataset_dir).corpus,
+            dataset_checksum=inputs.data,
         )
     return index, manifest, True

@@ -29,7 +29,7 @@ class RetrieverConfig(BaseModel):
 
     Example:
         >>> RetrieverConfig(registry="/reg", checkpoint="checkpoint-20250301T120000Z-0a1b2c3d",
-        ...     index="index-20250301T120500Z-1a2b3c4d", documents="/data/stard-mini").batching.max_batch_size
+        ...     index="index-20250301T120500Z-1a2b3c4d").batching.max_batch_size
         16
     """
 
@@ -38,9 +38,11 @@ class RetrieverConfig(BaseModel):
     registry: str = Field(description="URI of the registry holding the checkpoint and the index.")
     checkpoint: str = Field(description="Id of the retriever checkpoint artifact.")
     index: str = Field(description="Id of the index artifact built from that checkpoint.")
-    documents: str = Field(
-        description="Prepared dataset folder (backbone.data.load_dataset) whose corpus gives each id its title and "
-        "text; must be the dataset the index was built on when the index records one."
+    documents: str | None = Field(
+        None,
+        description="None (the default): each id's title and text come from the index artifact itself "
+        "(documents.parquet), so a replica needs only the registry. Else a prepared dataset folder on every "
+        "replica's node (backbone.data.load_dataset), which must be the dataset the index was built on.",
     )
     batching: Batching = Field(default_factory=Batching, description="Dynamic batching of queries and embeddings.")
 

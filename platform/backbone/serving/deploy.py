@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from backbone.errors import BackboneError
-from backbone.registry import Component, Registry, ReleaseRecord, Releases
+from backbone.registry import DOCUMENTS_FILE, Component, Registry, ReleaseRecord, Releases
 from backbone.serving.auth import API_KEYS_ENV, check_exposure
 from backbone.serving.cluster import ServeCluster
 from backbone.serving.config import GatewayConfig, ServingScaling
@@ -51,7 +51,9 @@ def deploy(
         release: the release whose current version to serve.
         registry: the registry holding it.
         cluster: where to serve it.
-        documents: the indexed documents; default the prepared dataset the index's lineage names.
+        documents: a prepared dataset folder holding the indexed documents on every replica's node; default the
+            documents the index artifact carries (for an index published without them, the prepared dataset
+            under ``$BACKBONE_DATASETS_DIR`` whose checksum its lineage names).
         host: the address Serve's HTTP proxy binds.
         port: its port.
         scaling: replicas and resources of the retriever and the reranker (see :func:`serve_config`).
@@ -74,7 +76,9 @@ def deploy(
             "--api-keys-file, or pass --allow-unauthenticated to turn the keys off"
         )
     record = Releases(registry).current(release)
-    folder = documents or find_documents(registry, served_index(record))
+    folder = documents
+    if folder is None and DOCUMENTS_FILE not in registry.get(served_index(record)).files:
+        folder = find_documents(registry, served_index(record))  # an index published before it held its documents
     config = serve_config(record, registry, folder, host=host, port=port, scaling=scaling, api_keys=api_keys)
     if config_out is not None:
         write_config(config, config_out)

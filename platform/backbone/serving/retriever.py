@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 from ray import serve
 from sentence_transformers import SentenceTransformer
 
@@ -25,7 +26,7 @@ from backbone.errors import BackboneError
 from backbone.evaluation import DenseIndex
 from backbone.models import checkpoint_spec, encode_passages, encode_queries, load_retriever, retriever_prompts
 from backbone.recipes import Retriever
-from backbone.registry import ArtifactKind, Registry, check_index_serves
+from backbone.registry import DOCUMENTS_FILE, ArtifactKind, Registry, check_index_serves
 from backbone.serving.config import RetrieverConfig
 from backbone.serving.pipeline import Candidate, configure_batching
 
@@ -41,7 +42,7 @@ class LoadedRetriever:
     model: SentenceTransformer
     index: DenseIndex
     documents: dict[str, tuple[str, str]]
-    documents_dir: str
+    documents_dir: str | None  # None: the documents came with the index artifact
 
     @classmethod
     def load(cls, config: RetrieverConfig, current: LoadedRetriever | None = None) -> LoadedRetriever:
@@ -74,8 +75,12 @@ class LoadedRetriever:
         if current is not None and (current.index_id, current.documents_dir) == (config.index, config.documents):
             index, documents = current.index, current.documents
         else:
-            index = DenseIndex.load(registry.materialize(config.index))
-            documents = _documents(Path(config.documents), index_manifest.lineage.dataset_checksum, index.doc_ids)
+            index_dir = registry.materialize(config.index)
+            index = DenseIndex.load(index_dir)
+            if config.documents is None:
+                documents = _index_documents(index_dir, config.index, index.doc_ids)
+            else:
+                documents = _documents(Path(config.documents), index_manifest.lineage.dataset_checksum, index.doc_ids)
         model = load_retriever(str(registry.materialize(checkpoint.id)), spec)
         if model.get_embedding_dimension() != index.dim:
             raise BackboneError(
@@ -135,6 +140,17 @@ class LoadedRetriever:
         }
 
 
+def _index_documents(index_dir: Path, index_id: str, doc_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """``(title, text)`` of every indexed id, from the documents the index artifact carries."""
+    path = index_dir / DOCUMENTS_FILE
+    if not path.is_file():
+        raise BackboneError(
+            f"index {index_id} carries no {DOCUMENTS_FILE} (published before indexes held their documents): "
+            "name the prepared dataset it was built on with --documents DIR"
+        )
+    return _by_id(pq.read_table(path).to_pydict(), f"index {index_id}", doc_ids)
+
+
 def _documents(folder: Path, built_on: str | None, doc_ids: list[str]) -> dict[str, tuple[str, str]]:
     """``(title, text)`` of every indexed id, from the prepared dataset in ``folder``."""
     if built_on is not None and dataset_checksum(folder) != built_on:
@@ -142,11 +158,15 @@ def _documents(folder: Path, built_on: str | None, doc_ids: list[str]) -> dict[s
             f"documents {folder} are not the dataset the index was built on (its lineage records dataset "
             f"{built_on}, this one is {dataset_checksum(folder)})"
         )
-    corpus = load_dataset(folder).corpus.to_pydict()
+    return _by_id(load_dataset(folder).corpus.to_pydict(), f"documents {folder}", doc_ids)
+
+
+def _by_id(corpus: dict[str, list], source: str, doc_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """The corpus columns as id -> ``(title, text)``, refusing one that lacks an indexed id."""
     documents = dict(zip(corpus["doc_id"], zip(corpus["title"], corpus["text"], strict=True), strict=True))
     missing = [doc for doc in doc_ids if doc not in documents]
     if missing:
-        raise BackboneError(f"documents {folder} lack {len(missing)} indexed ids, e.g. {missing[0]!r}")
+        raise BackboneError(f"{source} lacks {len(missing)} indexed ids, e.g. {missing[0]!r}")
     return documents
 
 

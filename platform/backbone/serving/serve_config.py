@@ -50,7 +50,7 @@ def find_documents(registry: Registry, index_id: str) -> Path:
 def serve_config(
     record: ReleaseRecord,
     registry: Registry,
-    documents: Path,
+    documents: Path | None = None,
     *,
     host: str = "127.0.0.1",
     port: int = 8000,
@@ -62,7 +62,8 @@ def serve_config(
     Args:
         record: the release version to serve.
         registry: the registry holding its artifacts.
-        documents: the prepared dataset whose corpus the retriever's index holds.
+        documents: a prepared dataset folder whose corpus the retriever's index holds, on every replica's node;
+            default none: the replicas read the documents the index artifact carries, from the registry.
         host: the address Serve's HTTP proxy binds (loopback unless you mean to expose it).
         port: its port.
         scaling: replicas (fixed or autoscaled), resources and queue bounds of the deployments; default one
@@ -85,7 +86,7 @@ def serve_config(
             registry=registry.uri,
             checkpoint=record.retriever.checkpoint,
             index=index,
-            documents=str(documents.resolve()),
+            documents=str(documents.resolve()) if documents is not None else None,
         ),
         "Reranker": RerankerConfig(registry=registry.uri, checkpoint=record.reranker.checkpoint),
         "Gateway": GatewayConfig(

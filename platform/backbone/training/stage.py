@@ -13,7 +13,7 @@ from typing import Literal
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
-from backbone.data import dataset_checksum
+from backbone.data import dataset_checksum, load_dataset
 from backbone.errors import BackboneError
 from backbone.model_paths import resolve_model
 from backbone.ray_runtime import resolve_use_gpu
@@ -256,6 +256,7 @@ def run_stage(
                 checkpoint.id,
                 name=f"{component}/{stage_name}/index",
                 recipe_hash=lineage.recipe_hash,
+                documents=load_dataset(dataset_dir).corpus,
                 dataset_checksum=data,
             )
     return StageResult(component, stage_name, checkpoint, reused=False, seconds=time.perf_counter() - started)
