@@ -54,10 +54,10 @@ def build_subset(
         sampled[split] = sorted(chosen)
 
     judged_mask = None
-    for split, query_ids in sampled.items():
+    for split, split_ids in sampled.items():
         mask = pc.and_(
             pc.equal(dataset.judgments["split"], split),
-            pc.is_in(dataset.judgments["query_id"], value_set=pa.array(query_ids, pa.string())),
+            pc.is_in(dataset.judgments["query_id"], value_set=pa.array(split_ids, pa.string())),
         )
         judged_mask = mask if judged_mask is None else pc.or_(judged_mask, mask)
     judgments = dataset.judgments.filter(judged_mask)

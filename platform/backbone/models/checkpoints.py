@@ -24,8 +24,9 @@ def checkpoint_spec(checkpoint: ArtifactManifest) -> Retriever | Reranker:
         >>> spec = checkpoint_spec(registry.get("checkpoint-20261126T061847Z-75e3b55a"))  # doctest: +SKIP
         >>> load_retriever(str(registry.materialize(checkpoint.id)), spec)  # doctest: +SKIP
     """
-    component = checkpoint.params.get("component")
-    spec_type = {"retriever": Retriever, "reranker": Reranker}.get(component)
+    component = str(checkpoint.params.get("component"))
+    spec_types: dict[str, type[Retriever] | type[Reranker]] = {"retriever": Retriever, "reranker": Reranker}
+    spec_type = spec_types.get(component)
     if checkpoint.kind != "checkpoint" or spec_type is None or "spec" not in checkpoint.params:
         raise RegistryError(f"{checkpoint.id} is not a retriever or reranker checkpoint published by a stage run")
     try:

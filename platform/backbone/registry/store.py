@@ -17,6 +17,7 @@ are whatever their writer saved. Nothing is ever pickled.
 
 from __future__ import annotations
 
+import builtins
 import os
 import posixpath
 import secrets
@@ -288,7 +289,7 @@ class Registry:
         verify_tree(self.root, posixpath.join(_artifact_dir(artifact_id), "files"), artifact_id, manifest.files)
         return manifest
 
-    def unpublished(self, older_than: timedelta = timedelta(days=1)) -> list[str]:
+    def unpublished(self, older_than: timedelta = timedelta(days=1)) -> builtins.list[str]:
         """The ids of artifact folders without a manifest (what killed writers left), older than ``older_than``.
 
         Args:
@@ -304,7 +305,7 @@ class Registry:
             and self._load(info.base_name) is None
         ]
 
-    def gc(self, older_than: timedelta = timedelta(days=1)) -> list[str]:
+    def gc(self, older_than: timedelta = timedelta(days=1)) -> builtins.list[str]:
         """Delete the artifact folders :meth:`unpublished` names (``backbone registry gc`` deletes more).
 
         Args:

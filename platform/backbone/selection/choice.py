@@ -79,8 +79,9 @@ def choose_backbone(
     best: Choice | None = None
     for retriever, reranker in pairs:
         pair_rows = [row for row in rows if (row["retriever"], row["reranker"]) == (retriever, reranker)]
-        chosen = [_operating_point(app, pair_rows, objective, retriever_only[retriever]) for app in applications]
-        if any(app is None for app in chosen):
+        points = [_operating_point(app, pair_rows, objective, retriever_only[retriever]) for app in applications]
+        chosen = [point for point in points if point is not None]
+        if len(chosen) != len(points):
             continue
         score = (
             sum(app.row[objective] for app in chosen) / len(chosen)

@@ -235,9 +235,13 @@ def run_stage(
     if isinstance(candidates, RetrieverCandidates):
         params["candidates_from"] = candidates.checkpoint_id
     if component == "retriever":
-        frozen = spec.document_encoder == "frozen" and parent is not None
-        carried = DocumentEncoder(mode=spec.document_encoder, checkpoint=document_encoder(parent) if frozen else None)
+        frozen_parent = parent if spec.document_encoder == "frozen" else None
+        carried = DocumentEncoder(
+            mode=spec.document_encoder, checkpoint=document_encoder(frozen_parent) if frozen_parent else None
+        )
         params[DOCUMENT_ENCODER_PARAM] = carried.model_dump(mode="json")
+    if result.checkpoint is None:
+        raise BackboneError(f"{component}/{stage_name}: the stage finished without reporting a checkpoint")
     # The epoch checkpoint may live on object storage: as_directory() gives a local copy either way.
     with result.checkpoint.as_directory() as folder:
         checkpoint = registry.publish(
@@ -245,7 +249,7 @@ def run_stage(
             Path(folder) / "model",
             name=f"{component}/{stage_name}",
             lineage=lineage,
-            metrics={name: float(value) for name, value in result.metrics.items()},
+            metrics={name: float(value) for name, value in (result.metrics or {}).items()},
             params=params,
             cache_key=key,
         )
