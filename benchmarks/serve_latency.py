@@ -3,7 +3,8 @@
 Run (about 5 minutes on 2 CPU cores; keep the machine otherwise idle):
     RAY_USAGE_STATS_ENABLED=0 RAY_AUTH_MODE=disabled HF_HUB_OFFLINE=1 python benchmarks/serve_latency.py
 Options: --model (a sentence-transformers folder; default all-MiniLM-L6-v2 from $BACKBONE_MODELS_DIR), --seconds per
-measurement, --infinity (an infinity-emb venv's ``infinity_emb``; see ../shared/notes/infinity-emb.md).
+measurement, --infinity (the ``infinity_emb`` executable of a separate venv: infinity-emb 0.0.78 pins
+sentence-transformers<4, transformers<=4.57 and numpy<2, so it cannot share this project's environment).
 
 What it does: builds a release from --model (a retriever checkpoint, a reranker checkpoint with a fresh head, a
 FAISS index over 600 short statute-like documents), deploys it on a private local Ray through the same Serve config

@@ -154,7 +154,7 @@ def body_gradients(model: CrossEncoder, spec: Reranker) -> list[torch.Tensor]:
 def test_a_dead_pooler_is_revived(dead_pooler_dir: Path) -> None:
     spec = Reranker(model=str(dead_pooler_dir))
     untreated = CrossEncoder(str(dead_pooler_dir), num_labels=1)
-    assert not any(gradient.count_nonzero() for gradient in body_gradients(untreated, spec))  # the trap
+    assert not any(gradient.count_nonzero() for gradient in body_gradients(untreated, spec))  # dead pooler: no gradient
     model = build_reranker(spec)
     pooler = model.model.bert.pooler.dense
     expected = model.model.config.initializer_range  # the model's own init scale (0.02 for e5-small)

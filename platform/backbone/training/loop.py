@@ -220,7 +220,8 @@ def _save_and_report(
 ) -> None:
     """Report ``metrics``; rank 0 attaches ``folder`` as the checkpoint, with ``model/`` and ``state.json`` added.
 
-    ``report()`` is a barrier: every worker calls it, only rank 0 attaches a checkpoint (the notes' trap 5).
+    ``report()`` is a barrier: every worker must call it, or the others wait forever; only rank 0 attaches a
+    checkpoint, so the stage publishes one copy, not one per worker.
     """
     if _rank_and_world()[0] != 0:
         ray.train.report(metrics)

@@ -76,7 +76,8 @@ class RetrieverTask:
         """Set up the loss around the (DDP-wrapped) model.
 
         sentence-transformers' losses keep the model they were built with; pointing the loss at the DDP wrapper is
-        what makes gradients synchronise (the notes' trap 2), and the gather makes every query see the global batch.
+        what makes gradients synchronise (a loss built on the bare model runs backward outside DDP, and every worker
+        silently trains its own copy), and the gather makes every query see the global batch.
         """
         assert self.stage is not None
         self.loss_fn = MultipleNegativesRankingLoss(
