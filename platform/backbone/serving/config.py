@@ -24,6 +24,10 @@ class Batching(BaseModel):
     )
 
 
+DEFAULT_BATCHING = Batching()
+"""The batching a deployment starts with, before ``reconfigure()`` applies its config's ``batching``."""
+
+
 class RetrieverConfig(BaseModel):
     """The retriever deployment's ``user_config``: the checkpoint, its index, and the documents the index holds.
 

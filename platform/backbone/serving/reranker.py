@@ -17,7 +17,7 @@ from backbone.errors import BackboneError
 from backbone.models import checkpoint_spec, load_reranker, passage_text, score_pairs
 from backbone.recipes import Reranker
 from backbone.registry import Registry
-from backbone.serving.config import RerankerConfig
+from backbone.serving.config import DEFAULT_BATCHING, RerankerConfig
 from backbone.serving.pipeline import configure_batching
 
 
@@ -83,7 +83,7 @@ class RerankerDeployment:
             self._loaded = await asyncio.to_thread(LoadedReranker.load, config)
         configure_batching(config.batching, self.score)
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
+    @serve.batch(**DEFAULT_BATCHING.model_dump())
     async def score(
         self, queries: list[str], documents: list[list[str | tuple[str, str]]]
     ) -> list[tuple[np.ndarray, str]]:

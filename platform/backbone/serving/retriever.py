@@ -27,7 +27,7 @@ from backbone.evaluation import DenseIndex
 from backbone.models import checkpoint_spec, encode_passages, encode_queries, load_retriever, retriever_prompts
 from backbone.recipes import Retriever
 from backbone.registry import DOCUMENTS_FILE, ArtifactKind, Registry, check_index_serves
-from backbone.serving.config import RetrieverConfig
+from backbone.serving.config import DEFAULT_BATCHING, RetrieverConfig
 from backbone.serving.pipeline import Candidate, configure_batching
 
 
@@ -195,14 +195,14 @@ class RetrieverDeployment:
             raise BackboneError("the retriever has no user_config yet: deploy it with a RetrieverConfig")
         return self._loaded
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
+    @serve.batch(**DEFAULT_BATCHING.model_dump())
     async def search(self, queries: list[str], ks: list[int]) -> list[tuple[list[Candidate], str, str]]:
         """Candidates of each query with the checkpoint and index that found them (one version per batch)."""
         loaded = self._current()
         found = await asyncio.to_thread(loaded.search, queries, max(ks))
         return [(hits[:k], loaded.checkpoint, loaded.index_id) for hits, k in zip(found, ks, strict=True)]
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
+    @serve.batch(**DEFAULT_BATCHING.model_dump())
     async def embed(self, text_lists: list[list[str]], roles: list[str]) -> list[tuple[np.ndarray, int, str]]:
         """Embeddings of each request's texts, the tokens read and the checkpoint that embedded."""
         loaded = self._current()
