@@ -51,6 +51,17 @@ def test_shipped_recipes_load(name: str) -> None:
     assert {app.name for app in recipe.applications} == {"api", "search", "research"}
 
 
+def test_the_paper_recipe_has_decoder_models_and_a_lora_adapter_on_every_stage() -> None:
+    recipe = load_recipe(RECIPES / "stard-qwen3.yaml")
+    assert (recipe.retriever.model, recipe.reranker.model) == ("Qwen/Qwen3-Embedding-0.6B", "Qwen/Qwen3-Reranker-0.6B")
+    assert (recipe.retriever.family, recipe.retriever.pooling) == ("decoder", "last_token")
+    assert (recipe.reranker.family, recipe.reranker.scoring) == ("decoder", "yes_no")
+    for component in (recipe.retriever, recipe.reranker):
+        assert component.stage_names() == ["base", "alignment", "refinement", "calibration"]
+        assert {stage.finetune.method for stage in component.stages} == {"lora"}
+    assert recipe.resources.use_gpu is True
+
+
 def test_shipped_recipes_name_their_command() -> None:
     for path in RECIPES.glob("*.yaml"):
         assert f"backbone recipe check jobs/recipes/{path.name}" in path.read_text(encoding="utf-8")
