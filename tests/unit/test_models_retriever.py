@@ -10,6 +10,7 @@ import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
+from backbone.errors import BackboneError
 from backbone.models import (
     build_retriever,
     document_tower,
@@ -79,6 +80,12 @@ def test_decoder_queries_read_the_instruction(decoder_spec: Retriever) -> None:
     input_ids = retriever_features(model, decoder_spec, ["who can pay"], "query")["input_ids"][0].tolist()
     assert input_ids[: len(prompt_ids)] == prompt_ids
     assert model.prompts["query"] == "Instruct: Find the statute\nQuery:"
+
+
+def test_a_prompt_that_fills_max_query_length_is_refused(tiny_decoder_dir: Path) -> None:
+    spec = Retriever(model=str(tiny_decoder_dir), **{**DECODER, "instruction": "find the statute " * 8})
+    with pytest.raises(BackboneError, match=r"retriever.max_query_length 48 leaves no room for a query after \d+ "):
+        build_retriever(spec)
 
 
 def test_each_role_is_cut_to_its_length(spec: Retriever) -> None:

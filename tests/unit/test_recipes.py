@@ -98,6 +98,12 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         (lambda r: r["retriever"]["stages"][2].update(name="alignment"), "retriever.stages[2].name: 'alignment'"),
         (lambda r: r["retriever"]["stages"][0].update(name="base"), "retriever.stages[0].name: invalid stage name"),
         (lambda r: r["retriever"].update(family="decoder"), "retriever.pooling: a decoder retriever needs"),
+        (
+            lambda r: r["retriever"].update(
+                family="decoder", pooling="last_token", instruction="Instruct: Find the statute\nQuery:"
+            ),
+            "retriever.instruction: give the task description alone",
+        ),
         (lambda r: r["reranker"].update(scoring="yes_no"), "reranker.scoring: an encoder reranker scores with 'head'"),
         (lambda r: r["reranker"].update(max_query_length=500), "reranker.max_query_length: 500 leaves no room"),
         (lambda r: r["retriever"]["stages"][0]["negatives"].update(count=2), "stages[0].negatives.count: must be 0"),

@@ -22,6 +22,7 @@ from sentence_transformers.sentence_transformer.modules import Normalize, Poolin
 from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
+from backbone.errors import BackboneError
 from backbone.model_paths import resolve_model
 from backbone.models.freezing import prepare_for_training
 from backbone.models.modes import evaluating
@@ -107,6 +108,12 @@ def document_tower(model: SentenceTransformer) -> Transformer:
 
 def _ready(model: SentenceTransformer, spec: Retriever) -> SentenceTransformer:
     """``model`` in the recipe's layout (split into two towers if ``document_encoder`` is frozen), frozen as due."""
+    fixed = model.preprocess([""], prompt=retriever_prompts(spec)["query"], task="query")["input_ids"].shape[-1]
+    if spec.max_query_length - fixed < 1:
+        raise BackboneError(
+            f"retriever.max_query_length {spec.max_query_length} leaves no room for a query after {fixed} tokens "
+            "of prompt and special tokens"
+        )
     if spec.document_encoder == "frozen" and not has_document_tower(model):
         document = model[0]
         query = copy.deepcopy(document)

@@ -60,9 +60,17 @@ class Retriever(Component):
         "mean", description="How token states become one vector (decoder models use last_token)."
     )
     instruction: str = Field(
-        "", description="Decoder embedders only: an instruction put before each query (Qwen3-embedding style)."
+        "",
+        description="Decoder embedders only: the task description, which each query is read after, Qwen3-Embedding "
+        "style ('Instruct: <instruction>\\nQuery:<query>'); give the description alone, without that frame.",
     )
-    max_query_length: int = Field(64, ge=8, le=8192, description="Query tokens kept; longer queries are cut.")
+    max_query_length: int = Field(
+        64,
+        ge=8,
+        le=8192,
+        description="Tokens of a query with its prompt (query_prefix or instruction) and special tokens; longer "
+        "queries are cut.",
+    )
     max_passage_length: int = Field(
         256, ge=8, le=8192, description="Passage tokens kept; longer passages are cut at the end."
     )
@@ -77,6 +85,12 @@ class Retriever(Component):
     def _options_agree(self) -> Retriever:
         if self.family == "decoder" and self.pooling != "last_token":
             raise FieldError("pooling", f"a decoder retriever needs 'last_token' (got {self.pooling!r})")
+        if self.instruction.lstrip().startswith("Instruct:") or "\nQuery:" in self.instruction:
+            raise FieldError(
+                "instruction",
+                "give the task description alone: the retriever writes the 'Instruct: ...\\nQuery:' frame around "
+                f"it (got {self.instruction!r})",
+            )
         for index, stage in enumerate(self.stages):
             if stage.contrast == "corpus" and self.document_encoder != "frozen":
                 raise FieldError(
