@@ -90,6 +90,7 @@ def test_info_health_and_openapi(served) -> None:
     assert info["release"] == served.release.record.name
     assert info["retriever"]["max_lengths"] == {"query": 32, "passage": 64}
     assert info["reranker"]["max_lengths"] == {"query": 32, "pair": 96}
+    assert (info["retriever"]["precision"], info["reranker"]["precision"]) == ("fp32", "fp32")  # the checkpoints' own
     assert info["retriever"]["documents"] == 24
     # The replicas read those documents from the index artifact on S3: no dataset folder is named to them.
     retriever = next(d for d in ServeCluster(served.dashboard).deployed()["applications"][0]["deployments"]

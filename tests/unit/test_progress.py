@@ -1,4 +1,5 @@
-"""Readable output: progress lines away from a terminal, passes that keep their order, quiet model loads and saves."""
+"""Readable output: progress lines away from a terminal, batched passes that keep their order, quiet model loads and
+saves."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sentence_transformers import CrossEncoder
 from transformers.utils import logging as transformers_logging
 
 from backbone.models import build_reranker, build_retriever
-from backbone.models.passes import CHUNK_BATCHES, chunked_pass
+from backbone.models.passes import batched_pass, token_batches
 from backbone.models.quiet import expecting_new_head, silence_model_io
 from backbone.progress import part, progress
 from backbone.recipes import Reranker, Retriever
@@ -46,28 +47,47 @@ def test_no_label_shows_nothing(capsys: pytest.CaptureFixture[str], monkeypatch:
     assert part("[reranker/base]", "score pairs") == "[reranker/base] score pairs"
 
 
-def test_a_chunked_pass_runs_longest_first_in_chunks_and_returns_rows_in_input_order(
+def test_a_batched_pass_runs_longest_first_in_token_budgeted_batches_and_returns_rows_in_input_order(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TQDM_MININTERVAL", "0")
-    texts = [f"t{position}" + "x" * (position * 7 % 23) for position in range(2 * CHUNK_BATCHES + 3)]
+    texts = [f"t{position}" + "x" * (position * 7 % 23) for position in range(19)]
+    lengths = [len(text) for text in texts]
     seen: list[list[str]] = []
 
-    def run(chunk: list[str]) -> np.ndarray:
-        seen.append(chunk)
-        return np.array([[len(text), int(text[1:].rstrip("x"))] for text in chunk])
+    def run(batch: list[str]) -> np.ndarray:
+        seen.append(batch)
+        return np.array([[len(text), int(text[1:].rstrip("x"))] for text in batch])
 
-    rows = chunked_pass(texts, [len(text) for text in texts], run, batch_size=1, label="encode", unit="texts")
+    rows = batched_pass(texts, lengths, run, max_batch_tokens=60, max_batch_size=4, label="encode", unit="texts")
 
     assert rows.tolist() == [[len(text), position] for position, text in enumerate(texts)]
-    assert [len(chunk) for chunk in seen] == [CHUNK_BATCHES, CHUNK_BATCHES, 3]
-    flat = [len(text) for chunk in seen for text in chunk]
+    flat = [len(text) for batch in seen for text in batch]
     assert flat == sorted(flat, reverse=True)
+    assert all(len(batch) <= 4 and len(batch) * len(batch[0]) <= 60 for batch in seen)
+    # Greedy: a batch is cut only when the next text would break a budget.
+    assert all(len(batch) == 4 or (len(batch) + 1) * len(batch[0]) > 60 for batch in seen[:-1])
+    assert [len(batch) for batch in seen] == [2, 2, 3, 3, 4, 4, 1]  # 25+23 | 23+21 | 19.. | 16.. | 12.. | 7.. | 2
     assert capsys.readouterr().err.splitlines()[-1].startswith(f"encode: {len(texts)}/{len(texts)} 100%")
 
 
-def test_a_chunked_pass_over_nothing_keeps_the_row_shape() -> None:
-    rows = chunked_pass([], [], lambda chunk: np.zeros((len(chunk), 4), np.float32), batch_size=8, label=None, unit="x")
+def test_token_batches_take_many_short_items_few_long_ones_and_a_too_long_item_alone() -> None:
+    assert token_batches([8] * 10, max_batch_tokens=32, max_batch_size=100) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert token_batches([100, 8, 8], max_batch_tokens=32, max_batch_size=100) == [[0], [1, 2]]
+    assert token_batches([8] * 5, max_batch_tokens=1000, max_batch_size=2) == [[0, 1], [2, 3], [4]]
+    assert token_batches([], max_batch_tokens=32, max_batch_size=4) == []
+
+
+def test_a_batched_pass_over_nothing_keeps_the_row_shape() -> None:
+    rows = batched_pass(
+        [],
+        [],
+        lambda batch: np.zeros((len(batch), 4), np.float32),
+        max_batch_tokens=64,
+        max_batch_size=8,
+        label=None,
+        unit="x",
+    )
     assert rows.shape == (0, 4) and rows.dtype == np.float32
 
 

@@ -28,7 +28,7 @@ def test_requests_forbid_unknown_fields_and_blank_text() -> None:
 
 
 def test_info_shows_each_applications_weight() -> None:
-    component = {"checkpoint": "checkpoint-1", "base_model": "e5", "max_lengths": {"query": 32}}
+    component = {"checkpoint": "checkpoint-1", "base_model": "e5", "max_lengths": {"query": 32}, "precision": "fp32"}
     info = InfoResponse(
         release="legal",
         release_version=2,

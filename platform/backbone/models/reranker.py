@@ -24,7 +24,8 @@ from backbone.errors import BackboneError
 from backbone.model_paths import resolve_model
 from backbone.models.freezing import prepare_for_training
 from backbone.models.modes import evaluating
-from backbone.models.passes import chunked_pass
+from backbone.models.passes import batched_pass
+from backbone.models.precision import computing_in, resolve_precision
 from backbone.models.quiet import expecting_new_head
 from backbone.models.texts import YES_NO_CHAT_TEMPLATE, cut_to_tokens
 from backbone.recipes import Reranker
@@ -94,7 +95,7 @@ def score_pairs(
         spec: its recipe (prefixes and lengths).
         queries: one query per pair, without prefix.
         passages: one passage per pair (see :func:`passage_text`), without prefix.
-        batch_size: pairs per forward pass.
+        batch_size: most pairs in one forward pass; ``spec.inference`` sets the token budget and precision.
         progress: what progress lines call this pass (see :mod:`backbone.progress`); None shows none.
 
     Example:
@@ -102,23 +103,33 @@ def score_pairs(
         array([ 2.7, -1.3], dtype=float32)
     """
 
-    def run(chunk: list[tuple[str, str]]) -> np.ndarray:
-        if not chunk:
-            return np.zeros(0, dtype=np.float32)
-        scores = model.predict(
-            _pairs(model, spec, [query for query, _ in chunk], [passage for _, passage in chunk]),
-            batch_size=batch_size,
-            activation_fn=nn.Identity(),
-            convert_to_numpy=True,
-            show_progress_bar=False,  # chunked_pass shows one bar for the whole pass
-            processing_kwargs=_cut(spec),
-        )
-        return np.asarray(scores, dtype=np.float32).reshape(len(chunk))
+    precision = resolve_precision(spec.inference.precision, model.device)
 
-    pairs = list(zip(queries, passages, strict=True))
-    lengths = [len(query) + len(passage) for query, passage in pairs]
+    def run(batch: list[tuple[str, str]]) -> np.ndarray:
+        if not batch:
+            return np.zeros(0, dtype=np.float32)
+        with computing_in(precision, model.device):
+            scores = model.predict(
+                batch,
+                batch_size=len(batch),  # one forward pass: batched_pass cut the batch by tokens
+                activation_fn=nn.Identity(),
+                convert_to_tensor=True,
+                show_progress_bar=False,  # batched_pass shows one bar for the whole pass
+                processing_kwargs=_cut(spec),
+            )
+        return scores.float().numpy().reshape(len(batch))  # float32 whatever the precision
+
+    pairs, lengths = _pairs(model, spec, queries, passages)
     with evaluating(model):
-        return chunked_pass(pairs, lengths, run, batch_size=batch_size, label=progress, unit="pairs")
+        return batched_pass(
+            pairs,
+            lengths,
+            run,
+            max_batch_tokens=spec.inference.max_batch_tokens,
+            max_batch_size=batch_size,
+            label=progress,
+            unit="pairs",
+        )
 
 
 def reranker_features(
@@ -138,7 +149,7 @@ def reranker_features(
         >>> features = reranker_features(model, spec, queries, passages)  # doctest: +SKIP
         >>> logits = ddp_model(features)["scores"].squeeze(-1)  # doctest: +SKIP
     """
-    return model.preprocess(_pairs(model, spec, queries, passages), processing_kwargs=_cut(spec))
+    return model.preprocess(_pairs(model, spec, queries, passages)[0], processing_kwargs=_cut(spec))
 
 
 def _ready(model: CrossEncoder, spec: Reranker) -> CrossEncoder:
@@ -198,8 +209,11 @@ def _revive_dead_pooler(model: PreTrainedModel) -> None:
         nn.init.zeros_(linear.bias)
 
 
-def _pairs(model: CrossEncoder, spec: Reranker, queries: list[str], passages: list[str]) -> list[tuple[str, str]]:
-    """Prefixed pairs cut so that query, passage and the fixed tokens fit ``max_length`` (see the module doc)."""
+def _pairs(
+    model: CrossEncoder, spec: Reranker, queries: list[str], passages: list[str]
+) -> tuple[list[tuple[str, str]], list[int]]:
+    """Prefixed pairs cut so that query, passage and the fixed tokens fit ``max_length`` (see the module doc), and
+    the tokens each pair reads."""
     tokenizer = model.tokenizer
     fixed = _fixed_tokens(model)
     cut_queries = cut_to_tokens(
@@ -207,7 +221,9 @@ def _pairs(model: CrossEncoder, spec: Reranker, queries: list[str], passages: li
     )
     room = [spec.max_length - fixed - length for _, length in cut_queries]
     cut_passages = cut_to_tokens(tokenizer, [spec.passage_prefix + passage for passage in passages], room)
-    return [(query, passage) for (query, _), (passage, _) in zip(cut_queries, cut_passages, strict=True)]
+    cut = list(zip(cut_queries, cut_passages, strict=True))
+    pairs = [(query, passage) for (query, _), (passage, _) in cut]
+    return pairs, [fixed + kept_query + kept_passage for (_, kept_query), (_, kept_passage) in cut]
 
 
 def _fixed_tokens(model: CrossEncoder) -> int:

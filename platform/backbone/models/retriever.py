@@ -26,7 +26,8 @@ from backbone.errors import BackboneError
 from backbone.model_paths import resolve_model
 from backbone.models.freezing import prepare_for_training
 from backbone.models.modes import evaluating
-from backbone.models.passes import chunked_pass
+from backbone.models.passes import batched_pass
+from backbone.models.precision import computing_in, resolve_precision
 from backbone.models.texts import retriever_prompts
 from backbone.recipes import Retriever
 
@@ -134,7 +135,7 @@ def encode_queries(
         model: the retriever.
         spec: its recipe (prompt and lengths).
         texts: the queries, without prompt.
-        batch_size: texts per forward pass.
+        batch_size: most texts in one forward pass; ``spec.inference`` sets the token budget and precision.
         progress: what progress lines call this pass (see :mod:`backbone.progress`); None shows none.
 
     Example:
@@ -183,23 +184,36 @@ def retriever_features(model: SentenceTransformer, spec: Retriever, texts: list[
 def _encode(
     model: SentenceTransformer, spec: Retriever, texts: list[str], role: Role, batch_size: int, label: str | None
 ) -> np.ndarray:
-    def run(chunk: list[str]) -> np.ndarray:
-        embeddings = model.encode(
-            chunk,
-            prompt=retriever_prompts(spec)[role],
-            batch_size=batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,  # chunked_pass shows one bar for the whole pass
-            task=_TASKS[role],
-            processing_kwargs=_cut(spec, role),
-        )
-        # reshape: an empty list encodes to an empty 1-D array
-        return embeddings.astype(np.float32, copy=False).reshape(len(chunk), model.get_embedding_dimension())
+    precision = resolve_precision(spec.inference.precision, model.device)
 
+    def run(batch: list[str]) -> np.ndarray:
+        if not batch:
+            return np.zeros((0, model.get_embedding_dimension()), dtype=np.float32)
+        with computing_in(precision, model.device):
+            embeddings = model.encode(
+                batch,
+                prompt=retriever_prompts(spec)[role],
+                batch_size=len(batch),  # one forward pass: batched_pass cut the batch by tokens
+                normalize_embeddings=True,
+                convert_to_tensor=True,
+                show_progress_bar=False,  # batched_pass shows one bar for the whole pass
+                task=_TASKS[role],
+                processing_kwargs=_cut(spec, role),
+            )
+        return embeddings.float().numpy()  # float32 whatever the precision
+
+    lengths = retriever_features(model, spec, texts, role)["attention_mask"].sum(-1).tolist() if texts else []
     unit = "queries" if role == "query" else "passages"
     with evaluating(model):
-        return chunked_pass(texts, [len(text) for text in texts], run, batch_size=batch_size, label=label, unit=unit)
+        return batched_pass(
+            texts,
+            lengths,
+            run,
+            max_batch_tokens=spec.inference.max_batch_tokens,
+            max_batch_size=batch_size,
+            label=label,
+            unit=unit,
+        )
 
 
 def _cut(spec: Retriever, role: Role) -> dict[str, dict[str, int]]:

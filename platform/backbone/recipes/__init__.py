@@ -1,6 +1,7 @@
 """Recipes: one YAML file that describes a backbone end to end, validated by pydantic."""
 
 from backbone.recipes.components import Component, Reranker, Retriever
+from backbone.recipes.inference import Inference
 from backbone.recipes.loading import load_recipe, recipe_hash
 from backbone.recipes.recipe import (
     Application,
@@ -29,6 +30,7 @@ __all__ = [
     "Dataset",
     "Evaluation",
     "FullFinetune",
+    "Inference",
     "LoraFinetune",
     "Negatives",
     "QuerySelection",

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from backbone.recipes.base import FieldError, StrictModel
+from backbone.recipes.inference import Inference
 from backbone.recipes.stages import RerankerStage, RetrieverStage, Stage
 
 
@@ -29,6 +30,11 @@ class Component(StrictModel):
     freeze_embeddings: bool = Field(
         False,
         description="Freeze the word-embedding matrix: on CPU it dominates step time for multilingual models.",
+    )
+    inference: Inference = Field(
+        default_factory=Inference,
+        description="Precision and token budget of every model pass (evaluation, mining, the search, Serve); recorded "
+        "in each checkpoint, so the search measures what will serve.",
     )
     stages: list[Stage] = Field(default_factory=list, description="The curriculum, trained in this order.")
 

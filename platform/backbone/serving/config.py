@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from backbone.recipes import Inference
 from backbone.registry import AppSettings
 from backbone.serving.auth import is_api_key_hash
 
@@ -49,6 +50,11 @@ class RetrieverConfig(BaseModel):
         "replica's node (backbone.data.load_dataset), which must be the dataset the index was built on.",
     )
     batching: Batching = Field(default_factory=Batching, description="Dynamic batching of queries and embeddings.")
+    inference: Inference | None = Field(
+        None,
+        description="Precision and token budget of this deployment's model passes; None (the default): the "
+        "checkpoint's own, which the stage search measured.",
+    )
 
 
 class RerankerConfig(BaseModel):
@@ -64,6 +70,11 @@ class RerankerConfig(BaseModel):
     registry: str = Field(description="URI of the registry holding the checkpoint.")
     checkpoint: str = Field(description="Id of the reranker checkpoint artifact.")
     batching: Batching = Field(default_factory=Batching, description="Dynamic batching of rerank requests.")
+    inference: Inference | None = Field(
+        None,
+        description="Precision and token budget of this deployment's model passes; None (the default): the "
+        "checkpoint's own, which the stage search measured.",
+    )
 
 
 class Limits(BaseModel):
@@ -219,6 +230,11 @@ class Scaling(BaseModel):
     )
     queues: QueueBounds = Field(
         default_factory=QueueBounds, description="Requests a replica takes at once, and how many may wait for one."
+    )
+    inference: Inference | None = Field(
+        None,
+        description="Precision and token budget of the replicas' model passes (e.g. precision: auto on nodes "
+        "whose CPUs multiply bf16 natively); None (the default): the checkpoint's own, which the search measured.",
     )
 
     def deployment_options(self, retry_after_s: float) -> dict[str, object]:

@@ -15,7 +15,8 @@ from sentence_transformers import CrossEncoder
 
 from backbone.errors import BackboneError
 from backbone.models import checkpoint_spec, load_reranker, passage_text, score_pairs
-from backbone.recipes import Reranker
+from backbone.models.precision import resolve_precision
+from backbone.recipes import Inference, Reranker
 from backbone.registry import Registry
 from backbone.serving.config import DEFAULT_BATCHING, RerankerConfig
 from backbone.serving.pipeline import configure_batching
@@ -29,6 +30,7 @@ class LoadedReranker:
     base_model: str
     spec: Reranker
     model: CrossEncoder
+    inference: Inference | None  # the deployment's override of the checkpoint's own, if any
 
     @classmethod
     def load(cls, config: RerankerConfig) -> LoadedReranker:
@@ -45,7 +47,10 @@ class LoadedReranker:
         spec = checkpoint_spec(checkpoint)
         if not isinstance(spec, Reranker):
             raise BackboneError(f"reranker checkpoint {checkpoint.id} is a {checkpoint.params['component']}")
-        return cls(checkpoint.id, spec.model, spec, load_reranker(str(registry.materialize(checkpoint.id)), spec))
+        if config.inference is not None:
+            spec = spec.model_copy(update={"inference": config.inference})
+        model = load_reranker(str(registry.materialize(checkpoint.id)), spec)
+        return cls(checkpoint.id, spec.model, spec, model, config.inference)
 
     def score(self, queries: list[str], passages: list[str]) -> np.ndarray:
         """Raw logits of (query, passage) pairs, cut by the checkpoint's ``max_query_length`` / ``max_length``.
@@ -61,11 +66,12 @@ class LoadedReranker:
         return passage_text(self.spec, title, text)
 
     def info(self) -> dict[str, object]:
-        """The version, base model and max lengths, for ``/v1/info``."""
+        """The version, base model, max lengths and the precision its passes run at, for ``/v1/info``."""
         return {
             "checkpoint": self.checkpoint,
             "base_model": self.base_model,
             "max_lengths": {"query": self.spec.max_query_length, "pair": self.spec.max_length},
+            "precision": resolve_precision(self.spec.inference.precision, self.model.device),
         }
 
 
@@ -79,7 +85,10 @@ class RerankerDeployment:
     async def reconfigure(self, user_config: dict) -> None:
         """Load the configured checkpoint beside the current one, then switch to it in one assignment."""
         config = RerankerConfig.model_validate(user_config)
-        if self._loaded is None or self._loaded.checkpoint != config.checkpoint:
+        if self._loaded is None or (self._loaded.checkpoint, self._loaded.inference) != (
+            config.checkpoint,
+            config.inference,
+        ):
             self._loaded = await asyncio.to_thread(LoadedReranker.load, config)
         configure_batching(config.batching, self.score)
 

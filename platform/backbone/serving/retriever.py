@@ -25,7 +25,8 @@ from backbone.data import dataset_checksum, load_dataset
 from backbone.errors import BackboneError
 from backbone.evaluation import DenseIndex
 from backbone.models import checkpoint_spec, encode_passages, encode_queries, load_retriever, retriever_prompts
-from backbone.recipes import Retriever
+from backbone.models.precision import resolve_precision
+from backbone.recipes import Inference, Retriever
 from backbone.registry import DOCUMENTS_FILE, ArtifactKind, Registry, check_index_serves
 from backbone.serving.config import DEFAULT_BATCHING, RetrieverConfig
 from backbone.serving.pipeline import Candidate, configure_batching
@@ -43,6 +44,7 @@ class LoadedRetriever:
     index: DenseIndex
     documents: dict[str, tuple[str, str]]
     documents_dir: str | None  # None: the documents came with the index artifact
+    inference: Inference | None  # the deployment's override of the checkpoint's own, if any
 
     @classmethod
     def load(cls, config: RetrieverConfig, current: LoadedRetriever | None = None) -> LoadedRetriever:
@@ -68,6 +70,8 @@ class LoadedRetriever:
         spec = checkpoint_spec(checkpoint)
         if not isinstance(spec, Retriever):
             raise BackboneError(f"retriever checkpoint {checkpoint.id} is a {checkpoint.params['component']}")
+        if config.inference is not None:
+            spec = spec.model_copy(update={"inference": config.inference})
         index_manifest = registry.get(config.index)
         if index_manifest.kind != ArtifactKind.INDEX:
             raise BackboneError(f"retriever index {config.index} is of kind {index_manifest.kind}, not index")
@@ -87,7 +91,9 @@ class LoadedRetriever:
                 f"checkpoint {checkpoint.id} embeds in {model.get_embedding_dimension()} dimensions, "
                 f"index {config.index} holds {index.dim}"
             )
-        return cls(checkpoint.id, config.index, spec.model, spec, model, index, documents, config.documents)
+        return cls(
+            checkpoint.id, config.index, spec.model, spec, model, index, documents, config.documents, config.inference
+        )
 
     def search(self, queries: list[str], k: int) -> list[list[Candidate]]:
         """The ``k`` nearest documents of each query, best first.
@@ -130,13 +136,14 @@ class LoadedRetriever:
         return sum(len(ids) for ids in tokens["input_ids"])
 
     def info(self) -> dict[str, object]:
-        """The version, base model, max lengths and document count, for ``/v1/info``."""
+        """The version, base model, max lengths, document count and the precision of its passes, for ``/v1/info``."""
         return {
             "checkpoint": self.checkpoint,
             "index": self.index_id,
             "base_model": self.base_model,
             "max_lengths": {"query": self.spec.max_query_length, "passage": self.spec.max_passage_length},
             "documents": len(self.index),
+            "precision": resolve_precision(self.spec.inference.precision, self.model.device),
         }
 
 
@@ -183,9 +190,10 @@ class RetrieverDeployment:
         Requests already running finish on the old version; a load that fails raises, and Serve reports it.
         """
         config = RetrieverConfig.model_validate(user_config)
-        if self._loaded is None or (self._loaded.checkpoint, self._loaded.index_id) != (
+        if self._loaded is None or (self._loaded.checkpoint, self._loaded.index_id, self._loaded.inference) != (
             config.checkpoint,
             config.index,
+            config.inference,
         ):
             self._loaded = await asyncio.to_thread(LoadedRetriever.load, config, self._loaded)
         configure_batching(config.batching, self.search, self.embed)

@@ -216,6 +216,7 @@ class ComponentInfo(BaseModel):
     base_model: str = Field(description="The base model the checkpoint was trained from.")
     max_lengths: dict[str, int] = Field(description="Tokens kept of each input side; longer inputs are cut.")
     documents: int | None = Field(None, description="Documents in the index (retriever only).")
+    precision: Literal["fp32", "bf16"] = Field(description="The precision the component's model passes run at.")
 
 
 class ReadyResponse(BaseModel):

@@ -81,14 +81,18 @@ def serve_config(
     index = served_index(record)
     if not record.applications:
         raise BackboneError(f"release {record.name} v{record.version} defines no applications to serve")
+    scaling = scaling or ServingScaling()
     user_configs = {
         "Retriever": RetrieverConfig(
             registry=registry.uri,
             checkpoint=record.retriever.checkpoint,
             index=index,
             documents=str(documents.resolve()) if documents is not None else None,
+            inference=scaling.retriever.inference,
         ),
-        "Reranker": RerankerConfig(registry=registry.uri, checkpoint=record.reranker.checkpoint),
+        "Reranker": RerankerConfig(
+            registry=registry.uri, checkpoint=record.reranker.checkpoint, inference=scaling.reranker.inference
+        ),
         "Gateway": GatewayConfig(
             release=record.name,
             release_version=record.version,
@@ -96,7 +100,6 @@ def serve_config(
             api_key_hashes=[hash_api_key(key) for key in api_keys],
         ),
     }
-    scaling = scaling or ServingScaling()
     options = {
         "Retriever": scaling.retriever.deployment_options(scaling.retry_after_s),
         "Reranker": scaling.reranker.deployment_options(scaling.retry_after_s),
