@@ -178,6 +178,23 @@ def test_a_missed_reranker_deadline_answers_the_retriever_ranking(served) -> Non
     assert served.http.post("/v1/search", json={"query": QUERY}).json()["reranked"] is True
 
 
+def test_an_applications_own_reranker_deadline_overrides_the_gateways(served) -> None:
+    cluster = ServeCluster(served.dashboard)
+    config = cluster.deployed()
+    gateway = next(d for d in config["applications"][0]["deployments"] if d["name"] == "Gateway")["user_config"]
+    gateway["applications"]["default"]["rerank_timeout_s"] = 1e-6  # what a search sets from measured cost
+    cluster.apply(config)
+    try:
+        tight = served.http.post("/v1/search", json={"query": QUERY, "application": "default"}).json()
+        assert (tight["reranked"], tight["rerank_error"]) == (False, "reranker: no answer within 1e-06 s")
+        # "search" has no deadline of its own: the gateway's rerank_timeout_s (2 s) applies.
+        assert served.http.post("/v1/search", json={"query": QUERY, "application": "search"}).json()["reranked"]
+    finally:
+        del gateway["applications"]["default"]["rerank_timeout_s"]
+        cluster.apply(config)
+    assert served.http.post("/v1/search", json={"query": QUERY}).json()["reranked"] is True
+
+
 def test_the_written_config_is_a_valid_serve_deploy_config(served) -> None:
     from ray.serve.schema import ServeDeploySchema
 

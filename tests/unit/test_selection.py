@@ -134,6 +134,28 @@ def test_latency_budgets_restrict_the_budget_and_a_hopeless_one_is_an_error(evid
         )
 
 
+def test_the_reranker_deadline_follows_the_budget_or_the_measured_cost(evidence: Evidence) -> None:
+    rows = _rows(evidence)
+    budgeted = Application(name="fast", latency_budget_ms=45.0)
+    free = Application(name="free", k_range=(2, 3))
+    plain = Application(name="plain", k_range=(3, 3), rerank=False)
+
+    choice = choose_backbone(rows, [budgeted, free, plain], "ndcg@10", _retriever_only(evidence))
+
+    by_name = {app.name: app for app in choice.applications}
+    fast_row, free_row = by_name["fast"].row, by_name["free"].row
+    # The budget less the retrieval, and four times the measured cost of K pairs with a 0.5 s floor.
+    assert by_name["fast"].settings().rerank_timeout_s == pytest.approx((45.0 - fast_row["retriever_ms"]) / 1000)
+    assert by_name["free"].settings().rerank_timeout_s == max(0.5, round(4 * free_row["reranker_ms"] / 1000, 3))
+    assert by_name["plain"].settings().rerank_timeout_s is None  # the reranker is never called
+    assert by_name["free"].settings().model_dump(exclude={"rerank_timeout_s"}) == {
+        "k": by_name["free"].k,
+        "top_n": by_name["free"].top_n,
+        "rerank": True,
+        "weight": by_name["free"].weight,
+    }
+
+
 def test_search_space_is_a_grid_or_random_choices() -> None:
     grid = SearchSpace(["base", "s1"], ["base"], [20, 60], "ndcg@10", ["ndcg@10"]).param_space()
     random = SearchSpace(["base"], ["base"], [20], "ndcg@10", ["ndcg@10"], algorithm="random").param_space()

@@ -75,6 +75,14 @@ class AppSettings(BaseModel):
         "(backbone.evaluation.interpolate): 1 is the reranker's order, 0 the retriever's (the reranker is then "
         "not called); unused without rerank.",
     )
+    rerank_timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=60,
+        description="The reranker's deadline per search of this application, in seconds; past it the retriever's "
+        "ranking answers, marked degraded. A search sets it from the application's latency budget, or from the "
+        "measured cost of reranking K candidates; None: the gateway's rerank_timeout_s.",
+    )
 
     @property
     def calls_reranker(self) -> bool:

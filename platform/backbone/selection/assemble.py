@@ -9,7 +9,7 @@ from pathlib import Path
 
 from backbone.evaluation import evaluate, write_parquet_run, write_trec_run
 from backbone.recipes import Recipe, recipe_hash
-from backbone.registry import AppSettings, Lineage, Registry, ReleaseRecord, Releases
+from backbone.registry import Lineage, Registry, ReleaseRecord, Releases
 from backbone.selection.assignment import Assignment, assignment_metrics, end_to_end_run
 from backbone.selection.choice import Choice, choose_backbone
 from backbone.selection.evidence import Evidence, gather_evidence
@@ -172,10 +172,7 @@ def _propose(
     choice: Choice,
     name: str,
 ) -> ReleaseRecord:
-    applications = {
-        app.name: AppSettings(k=app.k, top_n=app.top_n, rerank=app.rerank, weight=app.weight)
-        for app in choice.applications
-    }
+    applications = {app.name: app.settings() for app in choice.applications}
     return Releases(registry).propose(
         name,
         retriever_checkpoint=checkpoints["retriever"][choice.retriever],

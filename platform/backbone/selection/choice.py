@@ -7,7 +7,14 @@ from dataclasses import dataclass
 
 from backbone.errors import BackboneError
 from backbone.recipes import Application
+from backbone.registry import AppSettings
 from backbone.selection.search import Row
+
+RERANK_HEADROOM = 4.0
+"""An application without a latency budget gives the reranker this many times the measured cost of its K pairs:
+room for queueing and batching beside other requests, never an answer that waits for ever."""
+RERANK_FLOOR_S = 0.5
+"""The shortest reranker deadline a measured cost sets (a very fast reranker still meets scheduling noise)."""
 
 
 @dataclass(frozen=True)
@@ -21,6 +28,8 @@ class AppChoice:
         rerank: whether the reranker reorders the candidates.
         weight: the interpolation weight of the reranker's score (1.0 when the application does not rerank).
         row: the leaderboard row of this operating point (its metrics and latency).
+        rerank_timeout_s: the reranker's deadline per search (see :func:`rerank_deadline_s`); None when the
+            reranker is not called.
     """
 
     name: str
@@ -29,6 +38,13 @@ class AppChoice:
     rerank: bool
     weight: float
     row: Row
+    rerank_timeout_s: float | None = None
+
+    def settings(self) -> AppSettings:
+        """What a release stores for this application and the gateway applies."""
+        return AppSettings(
+            k=self.k, top_n=self.top_n, rerank=self.rerank, weight=self.weight, rerank_timeout_s=self.rerank_timeout_s
+        )
 
 
 @dataclass(frozen=True)
@@ -110,7 +126,28 @@ def _operating_point(app: Application, rows: list[Row], objective: str, retrieve
     if not allowed:
         return None
     row = max(allowed, key=lambda row: (row[objective], -row["k"], row["weight"]))
-    return AppChoice(app.name, row["k"], min(app.top_n, row["k"]), True, row["weight"], row)
+    deadline = rerank_deadline_s(app, row) if row["weight"] > 0 else None
+    return AppChoice(app.name, row["k"], min(app.top_n, row["k"]), True, row["weight"], row, deadline)
+
+
+def rerank_deadline_s(app: Application, row: Row) -> float:
+    """The reranker's deadline at an operating point: what the latency budget leaves after retrieval, else
+    ``RERANK_HEADROOM`` times the measured cost of reranking its K candidates (at least ``RERANK_FLOOR_S``).
+
+    Args:
+        app: the application (its ``latency_budget_ms``).
+        row: the operating point's leaderboard row (``retriever_ms``, ``reranker_ms`` as the search measured them).
+
+    Example:
+        >>> row = {"retriever_ms": 20.0, "reranker_ms": 300.0}
+        >>> rerank_deadline_s(Application(name="api", k_range=(5, 10)), row)
+        1.2
+        >>> rerank_deadline_s(Application(name="api", latency_budget_ms=800), row)
+        0.78
+    """
+    if app.latency_budget_ms is not None:
+        return round(max(app.latency_budget_ms - row["retriever_ms"], row["reranker_ms"]) / 1000, 3)
+    return round(max(RERANK_FLOOR_S, RERANK_HEADROOM * row["reranker_ms"] / 1000), 3)
 
 
 def _in_range(app: Application, k: int) -> bool:

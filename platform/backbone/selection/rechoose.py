@@ -67,8 +67,5 @@ def rechoose_settings(
     ]
     alone = assignment_metrics(evidence, Assignment(_SERVED, "", depth), space.metrics, rerank=False)
     choice = choose_backbone(rows, recipe.applications, space.objective, {_SERVED: alone})
-    settings = {
-        app.name: AppSettings(k=app.k, top_n=app.top_n, rerank=app.rerank, weight=app.weight)
-        for app in choice.applications
-    }
+    settings = {app.name: app.settings() for app in choice.applications}
     return settings, evidence.work

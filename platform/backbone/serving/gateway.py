@@ -187,7 +187,7 @@ class Gateway:
             try:
                 scores, reranker = await self._call(
                     self._reranker.score.remote(request.query, [(c.title, c.text) for c in candidates]),
-                    config.rerank_timeout_s,
+                    settings.rerank_timeout_s or config.rerank_timeout_s,
                     "reranker",
                     "score",
                 )
