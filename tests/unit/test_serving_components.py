@@ -138,7 +138,13 @@ def test_serve_config_finds_the_indexed_dataset_and_binds_loopback(
     deployments = {d["name"]: d["user_config"] for d in config["applications"][0]["deployments"]}
     assert deployments["Retriever"]["index"] == release.record.retriever.index
     assert deployments["Reranker"]["checkpoint"] == release.record.reranker.checkpoint
-    assert deployments["Gateway"]["applications"]["default"] == {"k": 8, "top_n": 3, "rerank": True, "weight": 1.0}
+    assert deployments["Gateway"]["applications"]["default"] == {
+        "k": 8,
+        "top_n": 3,
+        "rerank": True,
+        "weight": 1.0,
+        "rerank_timeout_s": None,  # the test release sets none: the gateway's deadline applies
+    }
 
 
 def _query_side_checkpoint(release: ServableRelease, model_dir: Path, tmp_path: Path) -> str:

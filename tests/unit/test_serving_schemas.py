@@ -27,17 +27,19 @@ def test_requests_forbid_unknown_fields_and_blank_text() -> None:
         EmbeddingRequest.model_validate({"input": ["合同", " "]})
 
 
-def test_info_shows_each_applications_weight() -> None:
+def test_info_shows_each_applications_weight_and_deadline() -> None:
     component = {"checkpoint": "checkpoint-1", "base_model": "e5", "max_lengths": {"query": 32}, "precision": "fp32"}
     info = InfoResponse(
         release="legal",
         release_version=2,
         retriever=component,
         reranker=component,
-        applications={"api": AppSettings(k=20, top_n=5, weight=0.5)},
+        applications={"api": AppSettings(k=20, top_n=5, weight=0.5, rerank_timeout_s=0.8)},
         limits={},
     )
-    assert info.model_dump(mode="json")["applications"] == {"api": {"k": 20, "top_n": 5, "rerank": True, "weight": 0.5}}
+    assert info.model_dump(mode="json")["applications"] == {
+        "api": {"k": 20, "top_n": 5, "rerank": True, "weight": 0.5, "rerank_timeout_s": 0.8}
+    }
 
 
 def test_rerank_accepts_cohere_strings_and_objects() -> None:
