@@ -38,7 +38,12 @@ def decoder_spec(tiny_decoder_dir: Path) -> Reranker:
     return Reranker(model=str(tiny_decoder_dir), **DECODER)
 
 
-@pytest.fixture(params=["encoder_spec", "decoder_spec"])
+@pytest.fixture
+def mean_spec(tiny_encoder_dir: Path) -> Reranker:
+    return Reranker(model=str(tiny_encoder_dir), scoring="mean", **ENCODER)
+
+
+@pytest.fixture(params=["encoder_spec", "mean_spec", "decoder_spec"])
 def spec(request: pytest.FixtureRequest) -> Reranker:
     return request.getfixturevalue(request.param)
 
@@ -181,6 +186,20 @@ def test_the_pooler_under_the_head_trains(encoder_spec: Reranker) -> None:
     model = build_reranker(encoder_spec)
     assert all(parameter.requires_grad for parameter in model.model.bert.pooler.parameters())
     assert model.model.get_input_embeddings().weight.requires_grad
+
+
+def test_a_mean_reranker_scores_the_mean_token_state_and_its_pooler_never_trains(mean_spec: Reranker) -> None:
+    model = build_reranker(mean_spec)
+    features = reranker_features(model, mean_spec, QUERIES, PASSAGES)
+    with torch.no_grad():
+        inputs = {name: features[name] for name in ("input_ids", "attention_mask", "token_type_ids")}
+        states = model.model(**inputs)
+        mask = features["attention_mask"].unsqueeze(-1).float()
+        mean = (states.last_hidden_state * mask).sum(1) / mask.sum(1)
+        expected = model[2].linear(mean).squeeze(-1).numpy()
+    np.testing.assert_allclose(score_pairs(model, mean_spec, QUERIES, PASSAGES), expected, atol=1e-5)
+    assert not any(parameter.requires_grad for parameter in model.model.pooler.parameters())  # DDP: unused
+    assert all(gradient.count_nonzero() for gradient in body_gradients(model, mean_spec))
 
 
 def test_freeze_embeddings_freezes_only_the_word_embeddings(spec: Reranker, tmp_path: Path) -> None:

@@ -11,9 +11,9 @@ from backbone.recipes import Component
 def prepare_for_training(model: SentenceTransformer | CrossEncoder, spec: Component) -> None:
     """Freeze what a component must not or need not train, in place.
 
-    - A bi-encoder's pooler (BERT-family models carry one) is frozen: mean, CLS or last-token pooling never
-      reads it, and an unused trainable parameter makes DDP fail at the first reduction. A cross-encoder keeps
-      its pooler trainable: its classification head reads ``tanh(pooler)``.
+    - A BERT-family pooler is frozen unless something reads it: mean, CLS or last-token pooling and a ``mean``
+      reranker never do, and an unused trainable parameter makes DDP fail at the first reduction. A ``head``
+      reranker keeps its pooler trainable: its classification head reads ``tanh(pooler)``.
     - A two-tower retriever (``document_encoder: frozen``, a ``Router`` first) freezes its whole document
       tower: it must stay the model the shared corpus index was encoded with.
     - With ``spec.freeze_embeddings`` the word-embedding matrix (of the query tower, if two) is frozen: on CPU it
@@ -33,7 +33,8 @@ def prepare_for_training(model: SentenceTransformer | CrossEncoder, spec: Compon
         model[0].sub_modules["document"].requires_grad_(False)
     transformer = model.transformers_model  # the first transformer: a two-tower retriever's query tower
     pooler = getattr(transformer.base_model, "pooler", None)
-    if isinstance(model, SentenceTransformer) and pooler is not None:
+    head_reads_pooler = isinstance(model, CrossEncoder) and getattr(spec, "scoring", None) == "head"
+    if pooler is not None and not head_reads_pooler:
         pooler.requires_grad_(False)
     if spec.freeze_embeddings:
         transformer.get_input_embeddings().requires_grad_(False)

@@ -1,8 +1,10 @@
 """The reranker (cross-encoder) as a sentence-transformers ``CrossEncoder``: build, load, score, featurise.
 
-Two scorings, one interface. ``head`` (encoders): a one-logit classification head over the pair
-``[CLS] query [SEP] passage [SEP]``. ``yes_no`` (decoders): the pair rendered Qwen3-Reranker style by the
-model's chat template (:data:`YES_NO_CHAT_TEMPLATE`), scored ``logit("yes") - logit("no")`` at the last position.
+Three scorings, one interface. ``head`` (encoders): a one-logit classification head over the [CLS] pooler of the
+pair ``[CLS] query [SEP] passage [SEP]``. ``mean`` (encoders): a one-logit linear head over the mean of the pair's
+token states (``Transformer -> Pooling(mean) -> Dense``), the pooling an e5-style encoder was trained for.
+``yes_no`` (decoders): the pair rendered Qwen3-Reranker style by the model's chat template
+(:data:`YES_NO_CHAT_TEMPLATE`), scored ``logit("yes") - logit("no")`` at the last position.
 Scores are raw logits: the model's activation is the identity, so ``CrossEncoder(path).predict`` returns them too.
 
 Truncation: a query (with its prefix) keeps its first ``max_query_length`` tokens; the passage (with its prefix)
@@ -15,8 +17,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 from sentence_transformers import CrossEncoder
-from sentence_transformers.base.modules import Transformer
+from sentence_transformers.base.modules import Dense, Transformer
 from sentence_transformers.cross_encoder.modules import LogitScore
+from sentence_transformers.sentence_transformer.modules import Pooling
 from torch import Tensor, nn
 from transformers import AutoConfig, PreTrainedModel
 
@@ -56,6 +59,8 @@ def build_reranker(spec: Reranker, model_path: str | None = None, *, seed: int =
         torch.manual_seed(seed)
         if spec.scoring == "yes_no":
             model = _yes_no_reranker(path, spec.max_length, config)
+        elif spec.scoring == "mean":
+            model = _mean_reranker(path, spec.max_length, config)
         else:
             model = CrossEncoder(
                 path, num_labels=1, max_length=spec.max_length, activation_fn=nn.Identity(), config_kwargs=config
@@ -67,7 +72,8 @@ def build_reranker(spec: Reranker, model_path: str | None = None, *, seed: int =
 def load_reranker(path: str, spec: Reranker) -> CrossEncoder:
     """A reranker checkpoint saved by a stage, ready to train on or to score with.
 
-    ``CrossEncoder(path)`` restores the scoring the reranker was built with: a head, or the yes/no template
+    ``CrossEncoder(path)`` restores the scoring the reranker was built with: a head, the mean-pooled head, or the
+    yes/no template
     (saved with the tokenizer) and ``LogitScore``. Freezing options come from the recipe again.
 
     Args:
@@ -196,6 +202,15 @@ def _yes_no_reranker(path: str, max_length: int, config: dict[str, object]) -> C
     return CrossEncoder(
         modules=[transformer, LogitScore(true_token_id=yes, false_token_id=no)], activation_fn=nn.Identity()
     )
+
+
+def _mean_reranker(path: str, max_length: int, config: dict[str, object]) -> CrossEncoder:
+    transformer = Transformer(path, processor_kwargs={"model_max_length": max_length}, config_kwargs=config)
+    width = transformer.get_embedding_dimension()
+    head = Dense(
+        width, 1, activation_function=nn.Identity(), module_input_name="sentence_embedding", module_output_name="scores"
+    )
+    return CrossEncoder(modules=[transformer, Pooling(width, "mean"), head], activation_fn=nn.Identity())
 
 
 def _revive_dead_pooler(model: PreTrainedModel) -> None:

@@ -115,10 +115,11 @@ class Reranker(Component):
         320, ge=16, le=8192, description="Tokens of query and passage together; the passage is cut first."
     )
     max_query_length: int = Field(64, ge=8, le=8192, description="Query tokens kept within max_length.")
-    scoring: Literal["head", "yes_no"] = Field(
+    scoring: Literal["head", "mean", "yes_no"] = Field(
         "head",
-        description="head: a one-logit classification head (encoders); yes_no: the logit of 'yes' against "
-        "'no' from a decoder's language-model head.",
+        description="head: a one-logit classification head over the [CLS] pooler (encoders); mean: a one-logit "
+        "linear head over the mean of the pair's token states (encoders trained for mean pooling, such as e5, whose "
+        "[CLS] state barely varies); yes_no: the logit of 'yes' against 'no' from a decoder's language-model head.",
     )
     layers: int | None = Field(
         None,
@@ -137,8 +138,8 @@ class Reranker(Component):
     def _scoring_matches_family(self) -> Reranker:
         if self.family == "decoder" and self.scoring != "yes_no":
             raise FieldError("scoring", f"a decoder reranker scores with 'yes_no' (got {self.scoring!r})")
-        if self.family == "encoder" and self.scoring != "head":
-            raise FieldError("scoring", f"an encoder reranker scores with 'head' (got {self.scoring!r})")
+        if self.family == "encoder" and self.scoring not in ("head", "mean"):
+            raise FieldError("scoring", f"an encoder reranker scores with 'head' or 'mean' (got {self.scoring!r})")
         if self.max_query_length >= self.max_length:
             raise FieldError(
                 "max_query_length",
