@@ -178,21 +178,26 @@ def test_a_missed_reranker_deadline_answers_the_retriever_ranking(served) -> Non
     assert served.http.post("/v1/search", json={"query": QUERY}).json()["reranked"] is True
 
 
-def test_an_applications_own_reranker_deadline_overrides_the_gateways(served) -> None:
+def test_an_applications_own_reranker_deadline_and_policy_apply(served) -> None:
     cluster = ServeCluster(served.dashboard)
     config = cluster.deployed()
     gateway = next(d for d in config["applications"][0]["deployments"] if d["name"] == "Gateway")["user_config"]
-    gateway["applications"]["default"]["rerank_timeout_s"] = 1e-6  # what a search sets from measured cost
+    applications = gateway["applications"]
+    applications["default"]["rerank_timeout_s"] = 1e-6  # what a search sets from measured cost; the gateway's is 2 s
+    applications["search"].update(rerank_timeout_s=1e-6, without_reranker="unavailable")
     cluster.apply(config)
     try:
         tight = served.http.post("/v1/search", json={"query": QUERY, "application": "default"}).json()
         assert (tight["reranked"], tight["rerank_error"]) == (False, "reranker: no answer within 1e-06 s")
-        # "search" has no deadline of its own: the gateway's rerank_timeout_s (2 s) applies.
-        assert served.http.post("/v1/search", json={"query": QUERY, "application": "search"}).json()["reranked"]
+        refused = served.http.post("/v1/search", json={"query": QUERY, "application": "search"})
+        assert refused.status_code == 503
+        assert refused.json()["error"] == "reranker: no answer within 1e-06 s"
     finally:
-        del gateway["applications"]["default"]["rerank_timeout_s"]
+        applications["default"]["rerank_timeout_s"] = None
+        applications["search"].update(rerank_timeout_s=None, without_reranker="retriever")
         cluster.apply(config)
-    assert served.http.post("/v1/search", json={"query": QUERY}).json()["reranked"] is True
+    for application in ("default", "search"):
+        assert served.http.post("/v1/search", json={"query": QUERY, "application": application}).json()["reranked"]
 
 
 def test_the_written_config_is_a_valid_serve_deploy_config(served) -> None:

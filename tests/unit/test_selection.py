@@ -134,9 +134,11 @@ def test_latency_budgets_restrict_the_budget_and_a_hopeless_one_is_an_error(evid
         )
 
 
-def test_the_reranker_deadline_follows_the_budget_or_the_measured_cost(evidence: Evidence) -> None:
+def test_the_reranker_deadline_follows_the_budget_or_the_measured_cost_and_the_policy_is_kept(
+    evidence: Evidence,
+) -> None:
     rows = _rows(evidence)
-    budgeted = Application(name="fast", latency_budget_ms=45.0)
+    budgeted = Application(name="fast", latency_budget_ms=45.0, without_reranker="unavailable")
     free = Application(name="free", k_range=(2, 3))
     plain = Application(name="plain", k_range=(3, 3), rerank=False)
 
@@ -153,7 +155,9 @@ def test_the_reranker_deadline_follows_the_budget_or_the_measured_cost(evidence:
         "top_n": by_name["free"].top_n,
         "rerank": True,
         "weight": by_name["free"].weight,
+        "without_reranker": "retriever",
     }
+    assert by_name["fast"].settings().without_reranker == "unavailable"  # the recipe's policy reaches the release
 
 
 def test_search_space_is_a_grid_or_random_choices() -> None:

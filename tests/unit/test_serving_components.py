@@ -144,6 +144,7 @@ def test_serve_config_finds_the_indexed_dataset_and_binds_loopback(
         "rerank": True,
         "weight": 1.0,
         "rerank_timeout_s": None,  # the test release sets none: the gateway's deadline applies
+        "without_reranker": "retriever",
     }
 
 

@@ -38,7 +38,14 @@ def test_info_shows_each_applications_weight_and_deadline() -> None:
         limits={},
     )
     assert info.model_dump(mode="json")["applications"] == {
-        "api": {"k": 20, "top_n": 5, "rerank": True, "weight": 0.5, "rerank_timeout_s": 0.8}
+        "api": {
+            "k": 20,
+            "top_n": 5,
+            "rerank": True,
+            "weight": 0.5,
+            "rerank_timeout_s": 0.8,
+            "without_reranker": "retriever",
+        }
     }
 
 

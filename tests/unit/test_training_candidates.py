@@ -144,3 +144,15 @@ def test_the_rerankers_stages_follow_the_retriever_they_take_candidates_from(
     bm25 = recipe.model_copy(update={"reranker": recipe.reranker.model_copy(update={"candidates": "bm25"})})
     keys = [stage_cache_key(r, "reranker", "base", None, "data") for r in (recipe, other, bm25)]
     assert len(set(keys)) == 3
+
+
+def test_a_stage_trained_in_bf16_is_not_the_fp32_stage(stard_dir: Path, tiny_encoder_dir: Path) -> None:
+    recipe = _recipe(stard_dir, tiny_encoder_dir)
+    key = stage_cache_key(recipe, "retriever", "base", None, "data")
+    for setting in ("bf16", "auto"):
+        other = recipe.model_copy(
+            update={"resources": recipe.resources.model_copy(update={"train_precision": setting})}
+        )
+        assert stage_cache_key(other, "retriever", "base", None, "data") != key
+    again = recipe.model_copy(update={"resources": recipe.resources.model_copy(update={"train_precision": "fp32"})})
+    assert stage_cache_key(again, "retriever", "base", None, "data") == key

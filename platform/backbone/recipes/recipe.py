@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from backbone.metric_names import check_metric
 from backbone.recipes.base import FieldError, StrictModel
 from backbone.recipes.components import Reranker, Retriever
+from backbone.recipes.inference import PrecisionSetting
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _SPLIT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -120,6 +121,12 @@ class Resources(StrictModel):
         "when the stage starts (see backbone.ray_runtime.resolve_use_gpu).",
     )
     cpus_per_worker: int = Field(1, ge=1, description="CPU cores, and torch threads, per worker.")
+    train_precision: PrecisionSetting = Field(
+        "fp32",
+        description="Precision of the training steps' forward passes: fp32; bf16 (torch autocast, weights and "
+        "optimizer fp32), for GPUs and CPUs that multiply bf16 natively (AMX, AVX512-BF16); auto: bf16 where native. "
+        "Part of each stage's cache key. The model passes of evaluation and mining follow each component's inference.",
+    )
 
 
 class Evaluation(StrictModel):
@@ -206,6 +213,11 @@ class Application(StrictModel):
     )
     top_n: int = Field(10, ge=1, le=1000, description="Results returned to the application.")
     rerank: bool = Field(True, description="Rerank the retrieved candidates (false: retriever ranking only).")
+    without_reranker: Literal["retriever", "unavailable"] = Field(
+        "retriever",
+        description="When the reranker fails, misses its deadline or is busy: retriever: answer the retriever's "
+        "ranking, marked and counted as degraded; unavailable: answer 503 (an unreranked answer is worse than none).",
+    )
 
     @field_validator("name")
     @classmethod

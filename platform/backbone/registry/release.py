@@ -83,6 +83,12 @@ class AppSettings(BaseModel):
         "ranking answers, marked degraded. A search sets it from the application's latency budget, or from the "
         "measured cost of reranking K candidates; None: the gateway's rerank_timeout_s.",
     )
+    without_reranker: Literal["retriever", "unavailable"] = Field(
+        default="retriever",
+        description="What a search answers when the reranker fails, misses its deadline or is busy: retriever: the "
+        "retriever's ranking, marked reranked: false and counted as degraded; unavailable: a 503 naming the "
+        "reranker (for applications where an unreranked answer is worse than none).",
+    )
 
     @property
     def calls_reranker(self) -> bool:

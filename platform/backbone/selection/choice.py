@@ -4,6 +4,7 @@ application, each application with the best budget K and interpolation weight in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from backbone.errors import BackboneError
 from backbone.recipes import Application
@@ -30,6 +31,7 @@ class AppChoice:
         row: the leaderboard row of this operating point (its metrics and latency).
         rerank_timeout_s: the reranker's deadline per search (see :func:`rerank_deadline_s`); None when the
             reranker is not called.
+        without_reranker: what a search answers without the reranker (the recipe application's policy).
     """
 
     name: str
@@ -39,11 +41,17 @@ class AppChoice:
     weight: float
     row: Row
     rerank_timeout_s: float | None = None
+    without_reranker: Literal["retriever", "unavailable"] = "retriever"
 
     def settings(self) -> AppSettings:
         """What a release stores for this application and the gateway applies."""
         return AppSettings(
-            k=self.k, top_n=self.top_n, rerank=self.rerank, weight=self.weight, rerank_timeout_s=self.rerank_timeout_s
+            k=self.k,
+            top_n=self.top_n,
+            rerank=self.rerank,
+            weight=self.weight,
+            rerank_timeout_s=self.rerank_timeout_s,
+            without_reranker=self.without_reranker,
         )
 
 
@@ -127,7 +135,9 @@ def _operating_point(app: Application, rows: list[Row], objective: str, retrieve
         return None
     row = max(allowed, key=lambda row: (row[objective], -row["k"], row["weight"]))
     deadline = rerank_deadline_s(app, row) if row["weight"] > 0 else None
-    return AppChoice(app.name, row["k"], min(app.top_n, row["k"]), True, row["weight"], row, deadline)
+    return AppChoice(
+        app.name, row["k"], min(app.top_n, row["k"]), True, row["weight"], row, deadline, app.without_reranker
+    )
 
 
 def rerank_deadline_s(app: Application, row: Row) -> float:

@@ -192,6 +192,8 @@ class Gateway:
                     "score",
                 )
             except ComponentUnavailable as failed:
+                if settings.without_reranker == "unavailable":
+                    raise
                 error = failed.detail
                 metrics.degraded.labels(application=request.application, reason=failed.reason).inc()
         return SearchResponse(

@@ -32,6 +32,7 @@ from ray.train.torch import prepare_model
 from tqdm import tqdm
 
 from backbone.evaluation import DenseIndex
+from backbone.models.precision import computing_in, resolve_precision
 from backbone.recipes import LoraFinetune, RetrieverStage, Stage
 from backbone.registry import Registry
 from backbone.training.batches import conflict_free_batches, shuffled_batches
@@ -122,6 +123,10 @@ def _train(plan: StagePlan, stage: Stage, task: Task, model: torch.nn.Module, in
     total_steps = len(selected) // global_batch * stage.epochs
     per_worker = global_batch // world
     progress = _Progress(plan)
+    device = next(model.parameters()).device
+    precision = resolve_precision(plan.train_precision, device)
+    if precision != "fp32":
+        _log(plan, f"training steps run their forward passes in {precision}")
 
     for epoch in range(state["epochs_done"], stage.epochs):
         rng = random.Random(f"{plan.seed}:{plan.label}:{epoch}")
@@ -158,7 +163,8 @@ def _train(plan: StagePlan, stage: Stage, task: Task, model: torch.nn.Module, in
         for step, batch in enumerate(dealt.batches):
             for group in optimizer.param_groups:
                 group["lr"] = _learning_rate(stage, state["steps"], total_steps)
-            loss = _loss(task, model, stage, inputs, batch, negatives, rank * per_worker, per_worker)
+            with computing_in(precision, device):
+                loss = _loss(task, model, stage, inputs, batch, negatives, rank * per_worker, per_worker)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()

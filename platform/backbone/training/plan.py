@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from backbone.recipes import Reranker, RerankerStage, Retriever, RetrieverStage
+from backbone.recipes.inference import PrecisionSetting
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class StagePlan:
         metrics: the component's evaluation metrics.
         seed: seed of sampling, shuffling and initialisation.
         threads: torch threads per worker.
+        train_precision: precision of the training steps' forward passes (``resources.train_precision``).
         log_interval_s: at most one progress line per this many seconds (plus each epoch's first and last step).
         start_index: retriever only: the registry URI and id of the corpus index serving the starting checkpoint
             (``find_index``), whose embeddings the first ranking reuses instead of encoding the corpus again; with
@@ -38,6 +40,7 @@ class StagePlan:
     metrics: list[str]
     seed: int
     threads: int = 1
+    train_precision: PrecisionSetting = "fp32"
     log_interval_s: float = 10.0
     start_index: tuple[str, str] | None = None
 

@@ -113,6 +113,8 @@ def stage_cache_key(
         "seed": recipe.seed,
         "format": CHECKPOINT_FORMAT,
     }
+    if recipe.resources.train_precision != "fp32":  # only then: an fp32 key reads as it did before the option
+        key["train_precision"] = recipe.resources.train_precision
     if component == "reranker" and recipe.reranker.candidates == "retriever":
         # The reranker's lists (and teacher scores) come from the retriever's base checkpoint: its key is theirs.
         key["candidates_from"] = stage_cache_key(recipe, "retriever", "base", None, data)
@@ -205,6 +207,7 @@ def run_stage(
         metrics=getattr(recipe.evaluation, f"{component}_metrics"),
         seed=recipe.seed,
         threads=run.cpus_per_worker,
+        train_precision=recipe.resources.train_precision,
         start_index=_index_of(registry, parent, data) if component == "retriever" and parent else None,
     )
     trainer = TorchTrainer(
@@ -231,6 +234,7 @@ def run_stage(
         "stage_spec": stage.model_dump(mode="json") if stage else None,
         "workers": run.workers,
         "use_gpu": run.use_gpu,
+        "train_precision": recipe.resources.train_precision,
     }
     if isinstance(candidates, RetrieverCandidates):
         params["candidates_from"] = candidates.checkpoint_id
