@@ -2,19 +2,24 @@
 
 Run (about 5 minutes on 2 CPU cores; keep the machine otherwise idle):
     RAY_USAGE_STATS_ENABLED=0 RAY_AUTH_MODE=disabled HF_HUB_OFFLINE=1 python benchmarks/serve_latency.py
-Options: --model (a sentence-transformers folder; default all-MiniLM-L6-v2 from $BACKBONE_MODELS_DIR), --seconds per
-measurement, --infinity (the ``infinity_emb`` executable of a separate venv: infinity-emb 0.0.78 pins
-sentence-transformers<4, transformers<=4.57 and numpy<2, so it cannot share this project's environment).
+Options: --model (a sentence-transformers folder; default all-MiniLM-L6-v2 from $BACKBONE_MODELS_DIR), --release
+(measure that release of the registry instead, as ``backbone deploy`` serves it, on real STARD queries from --stard),
+--precision (both components' inference precision, in Serve and in-process alike; default each checkpoint's own),
+--threads (torch threads of each replica, ``threads`` in ``--scaling``; the in-process pipeline uses torch's default),
+--clients, --seconds per measurement, --infinity (the ``infinity_emb`` executable of a separate venv: infinity-emb
+0.0.78 pins sentence-transformers<4, transformers<=4.57 and numpy<2, so it cannot share this project's environment).
 
 What it does: builds a release from --model (a retriever checkpoint, a reranker checkpoint with a fresh head, a
-FAISS index over 600 short statute-like documents), deploys it on a private local Ray through the same Serve config
-``backbone deploy`` applies, then measures for --seconds each:
+FAISS index over 600 short statute-like documents), or takes --release, deploys it on a private local Ray through
+the same Serve config ``backbone deploy`` applies, then measures for --seconds each:
 
-- ``/v1/search`` (default application: k=8 candidates, reranked, top 3) at 1, 8 and 32 concurrent clients, and the
-  in-process pipeline (the same ``LoadedRetriever.search`` + ``LoadedReranker.score`` + ``ranked_hits``) called by
-  as many threads; the ratio is Serve's requests/s over the in-process requests/s.
+- ``/v1/search`` of each application (the built release: ``default``, k=8 candidates, reranked, top 3) at each
+  --clients count, and the in-process pipeline (the same ``LoadedRetriever.search`` + ``LoadedReranker.score`` +
+  ``ranked_hits`` at the application's K, top_n and weight) called by as many threads; the ratios are Serve's
+  requests/s over the in-process requests/s, and Serve's p50 over the in-process p50. Beside failed requests it
+  counts degraded answers: a 200 whose application reranks but whose answer says ``reranked: false``.
 - ``/v1/embeddings`` (one sentence) and ``/v1/rerank`` (one query, 8 documents) at 8 clients against infinity-emb
-  serving the same model folders on the same machine, alternating, if its venv is there; otherwise it says so.
+  serving the same model folders on the same machine, if its venv is there (and no --release); otherwise it says so.
 
 Clients are threads of this process (httpx), on the same 2 cores as the servers: absolute figures include that
 cost on both sides of each ratio. The table is printed and written as JSON to benchmarks/results/serve_latency.json.
@@ -37,28 +42,35 @@ from pathlib import Path
 import httpx
 import numpy as np
 import ray
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the release builder the serving tests use
 
-from backbone.recipes import Reranker, Retriever  # noqa: E402
+from backbone.data import load_stard  # noqa: E402
+from backbone.recipes import Inference, Reranker, Retriever  # noqa: E402
+from backbone.registry import AppSettings, Registry, Releases  # noqa: E402
 from backbone.serving.cluster import ServeCluster  # noqa: E402
-from backbone.serving.config import RerankerConfig, RetrieverConfig  # noqa: E402
+from backbone.serving.config import RerankerConfig, RetrieverConfig, Scaling, ServingScaling  # noqa: E402
 from backbone.serving.pipeline import ranked_hits  # noqa: E402
 from backbone.serving.reranker import LoadedReranker  # noqa: E402
 from backbone.serving.retriever import LoadedRetriever  # noqa: E402
-from backbone.serving.serve_config import serve_config  # noqa: E402
+from backbone.serving.serve_config import serve_config, served_index  # noqa: E402
 from backbone.settings import models_dir  # noqa: E402
 from serving_release import APPLICATIONS, build_servable_release  # noqa: E402
 
+DEFAULT_STARD = REPO.parent / "shared" / "data" / "stard"
 QUERIES = ["谁可以成为个体工商户？", "合同违约怎么赔偿？", "夫妻一方的债务如何偿还？", "公司侵权责任"]
 DOCUMENTS = ["自然人从事工商业经营，经依法登记，为个体工商户。", "当事人应当遵循诚信原则。"] * 4
 
 
-def measure(call: Callable[[int], None], clients: int, seconds: float) -> dict[str, float]:
-    """Run ``call(request_number)`` from ``clients`` threads for ``seconds``; p50/p99 in ms and requests/s."""
+def measure(call: Callable[[int], bool], clients: int, seconds: float) -> dict[str, float]:
+    """Run ``call(request_number)`` from ``clients`` threads for ``seconds``: p50/p99 in ms, requests/s, the failed
+    requests and the degraded answers (``call`` returns True for an answer that is a 200 but degraded: a search that
+    should have been reranked and was not)."""
     latencies: list[float] = []
     errors = [0]
+    degraded = [0]
     stop = threading.Event()
 
     def client(number: int) -> None:
@@ -66,7 +78,7 @@ def measure(call: Callable[[int], None], clients: int, seconds: float) -> dict[s
         while not stop.is_set():
             started = time.perf_counter()
             try:
-                call(number * 100_000 + count)
+                degraded[0] += call(number * 100_000 + count)
             except Exception:  # counted and reported: a benchmark must not hide failures
                 errors[0] += 1
             latencies.append(time.perf_counter() - started)
@@ -85,15 +97,30 @@ def measure(call: Callable[[int], None], clients: int, seconds: float) -> dict[s
     return {
         "requests": len(latencies),
         "errors": errors[0],
+        "degraded": degraded[0],
         "p50_ms": float(np.percentile(ms, 50)),
         "p99_ms": float(np.percentile(ms, 99)),
         "req_per_s": len(latencies) / elapsed,
     }
 
 
-def http_call(client: httpx.Client, path: str, body: Callable[[int], dict]) -> Callable[[int], None]:
-    def call(number: int) -> None:
+def http_call(client: httpx.Client, path: str, body: Callable[[int], dict]) -> Callable[[int], bool]:
+    """A call of ``path`` that raises on any status but 200 and is never degraded (embeddings, rerank)."""
+
+    def call(number: int) -> bool:
         client.post(path, json=body(number)).raise_for_status()
+        return False
+
+    return call
+
+
+def search_call(client: httpx.Client, application: str, queries: list[str], reranks: bool) -> Callable[[int], bool]:
+    """A ``/v1/search`` of ``application``: degraded when it should be reranked and the answer says it was not."""
+
+    def call(number: int) -> bool:
+        answer = client.post("/v1/search", json={"query": queries[number % len(queries)], "application": application})
+        answer.raise_for_status()
+        return reranks and not answer.json()["reranked"]
 
     return call
 
@@ -119,55 +146,82 @@ def start_infinity(executable: Path, models: list[Path], port: int) -> subproces
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=models_dir() / "sentence-transformers" / "all-MiniLM-L6-v2")
+    parser.add_argument("--release", help="measure this release of the registry ($BACKBONE_REGISTRY) as deployed")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "auto"], help="both components' inference precision")
+    parser.add_argument("--stard", type=Path, default=Path(os.environ.get("BACKBONE_STARD_DIR", DEFAULT_STARD)))
+    parser.add_argument("--threads", type=int, help="torch threads of each replica (default: Ray's, one)")
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--seconds", type=float, default=12)
     parser.add_argument("--infinity", type=Path, default=Path("/tmp/infinity-venv/bin/infinity_emb"))
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "serve_latency.json")
     args = parser.parse_args()
 
-    root = Path(tempfile.mkdtemp(prefix="serve-bench-"))
-    retriever_spec = Retriever(model=str(args.model), max_query_length=64, max_passage_length=128)
-    reranker_spec = Reranker(model=str(args.model), max_length=192, max_query_length=64)
-    release = build_servable_release(root, args.model, retriever=retriever_spec, reranker=reranker_spec, copies=100)
-    record, registry = release.record, release.registry
+    inference = Inference(precision=args.precision) if args.precision else None
+    if args.release:
+        registry = Registry()
+        record, documents = Releases(registry).current(args.release), None
+        applications = dict(record.applications)
+        queries = load_stard(args.stard).queries.column("text").to_pylist()[:200]
+    else:
+        root = Path(tempfile.mkdtemp(prefix="serve-bench-"))
+        retriever_spec = Retriever(model=str(args.model), max_query_length=64, max_passage_length=128)
+        reranker_spec = Reranker(model=str(args.model), max_length=192, max_query_length=64)
+        release = build_servable_release(root, args.model, retriever=retriever_spec, reranker=reranker_spec, copies=100)
+        record, registry, documents = release.record, release.registry, release.documents
+        applications, queries = {"default": APPLICATIONS["default"]}, QUERIES
     retriever = LoadedRetriever.load(
         RetrieverConfig(
             registry=registry.uri,
             checkpoint=record.retriever.checkpoint,
-            index=record.retriever.index,
-            documents=str(release.documents),
+            index=served_index(record),
+            documents=str(documents) if documents else None,
+            inference=inference,
         )
     )
-    reranker = LoadedReranker.load(RerankerConfig(registry=registry.uri, checkpoint=record.reranker.checkpoint))
-    settings = APPLICATIONS["default"]
+    reranker = LoadedReranker.load(
+        RerankerConfig(registry=registry.uri, checkpoint=record.reranker.checkpoint, inference=inference)
+    )
 
-    def in_process(number: int) -> None:
-        [candidates] = retriever.search([QUERIES[number % len(QUERIES)]], settings.k)
-        passages = [reranker.passage(c.title, c.text) for c in candidates]
-        scores = reranker.score([QUERIES[number % len(QUERIES)]] * len(candidates), passages)
-        ranked_hits(candidates, scores, settings.top_n)
+    def in_process(settings: AppSettings) -> Callable[[int], bool]:
+        def call(number: int) -> bool:
+            query = queries[number % len(queries)]
+            [candidates] = retriever.search([query], settings.k)
+            scores = None
+            if settings.calls_reranker:
+                scores = reranker.score(
+                    [query] * len(candidates), [reranker.passage(c.title, c.text) for c in candidates]
+                )
+            ranked_hits(candidates, scores, settings.top_n, settings.weight)
+            return False
+
+        return call
 
     context = ray.init(address="local", num_cpus=2, _node_ip_address="127.0.0.1", include_dashboard=True,
                        dashboard_host="127.0.0.1", log_to_driver=False)  # fmt: skip
     port = 18000
-    ServeCluster(f"http://{context.dashboard_url}").apply(serve_config(record, registry, release.documents, port=port))
+    replica = Scaling(inference=inference, threads=args.threads)
+    scaling = ServingScaling(retriever=replica, reranker=replica)
+    config = serve_config(record, registry, documents, port=port, scaling=scaling)
+    ServeCluster(f"http://{context.dashboard_url}").apply(config)
     rows: list[dict] = []
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, limits=httpx.Limits(max_connections=64)) as http:
-        search = http_call(http, "/v1/search", lambda n: {"query": QUERIES[n % len(QUERIES)]})
-        search(0)
-        for clients in (1, 8, 32):
-            baseline = measure(in_process, clients, args.seconds)
-            served = measure(search, clients, args.seconds)
-            rows.append({"endpoint": "/v1/search", "clients": clients, "serve": served, "baseline": baseline,
-                         "baseline_name": "in-process pipeline"})  # fmt: skip
+        for name, settings in applications.items():
+            search = search_call(http, name, queries, settings.calls_reranker)
+            search(0)
+            for clients in args.clients:
+                baseline = measure(in_process(settings), clients, args.seconds)
+                served = measure(search, clients, args.seconds)
+                rows.append({"endpoint": f"/v1/search {name} (k={settings.k})", "clients": clients, "serve": served,
+                             "baseline": baseline, "baseline_name": "in-process pipeline"})  # fmt: skip
 
         infinity = None
-        if args.infinity.is_file():
+        if args.infinity.is_file() and not args.release:
             infinity = start_infinity(args.infinity, [args.model, registry.materialize(record.reranker.checkpoint)],
                                       port + 1)  # fmt: skip
         note = "" if infinity else f"infinity-emb not run: no working server from {args.infinity}"
         ours = {
-            "/v1/embeddings": http_call(http, "/v1/embeddings", lambda n: {"input": QUERIES[n % len(QUERIES)]}),
-            "/v1/rerank": http_call(http, "/v1/rerank", lambda n: {"query": QUERIES[n % 4], "documents": DOCUMENTS}),
+            "/v1/embeddings": http_call(http, "/v1/embeddings", lambda n: {"input": queries[n % len(queries)]}),
+            "/v1/rerank": http_call(http, "/v1/rerank", lambda n: {"query": queries[n % 4], "documents": DOCUMENTS}),
         }
         theirs = {}
         if infinity:
@@ -176,12 +230,12 @@ def main() -> None:
             embed_model, rerank_model = "/".join(names[0]), "/".join(names[1][-2:])
             theirs = {
                 "/v1/embeddings": http_call(
-                    remote, "/embeddings", lambda n: {"model": embed_model, "input": [QUERIES[n % len(QUERIES)]]}
+                    remote, "/embeddings", lambda n: {"model": embed_model, "input": [queries[n % len(queries)]]}
                 ),
                 "/v1/rerank": http_call(
                     remote,
                     "/rerank",
-                    lambda n: {"model": rerank_model, "query": QUERIES[n % 4], "documents": DOCUMENTS},
+                    lambda n: {"model": rerank_model, "query": queries[n % 4], "documents": DOCUMENTS},
                 ),
             }
         for endpoint, call in ours.items():
@@ -197,25 +251,32 @@ def main() -> None:
             infinity.terminate()
     ray.shutdown()
 
-    header = f"{'endpoint':<16}{'clients':>8}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}{'errors':>8}  {'baseline':<20}"
-    header += f"{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}{'ratio':>8}"
-    print(f"model {args.model.name}, {os.cpu_count()} CPUs, {args.seconds:.0f} s a measurement")
-    print(header)
+    served_what = f"release {record.name} v{record.version}" if args.release else f"model {args.model.name}"
+    precision = retriever.info()["precision"], reranker.info()["precision"]
+    print(f"{served_what}, precision {precision[0]} / {precision[1]} (retriever / reranker), {os.cpu_count()} CPUs, "
+          f"replica threads {args.threads or 'Ray default'}, in-process threads {torch.get_num_threads()}, "
+          f"{args.seconds:.0f} s a measurement")  # fmt: skip
+    print("| endpoint | clients | p50 ms | p99 ms | req/s | failed | degraded | baseline | p50 ms | p99 ms | req/s "
+          "| req/s ratio | p50 ratio |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
     for row in rows:
         served, base = row["serve"], row["baseline"]
-        line = f"{row['endpoint']:<16}{row['clients']:>8}{served['p50_ms']:>9.1f}{served['p99_ms']:>9.1f}"
-        line += f"{served['req_per_s']:>9.1f}{served['errors']:>8}  {row['baseline_name']:<20}"
+        line = f"| {row['endpoint']} | {row['clients']} | {served['p50_ms']:.1f} | {served['p99_ms']:.1f} | "
+        line += f"{served['req_per_s']:.1f} | {served['errors']} | {served['degraded']} of {served['requests']} | "
+        line += f"{row['baseline_name']} | "
         if base:
             row["ratio"] = served["req_per_s"] / base["req_per_s"]
-            line += f"{base['p50_ms']:>9.1f}{base['p99_ms']:>9.1f}{base['req_per_s']:>9.1f}{row['ratio']:>8.2f}"
+            row["p50_ratio"] = served["p50_ms"] / base["p50_ms"]
+            line += f"{base['p50_ms']:.1f} | {base['p99_ms']:.1f} | {base['req_per_s']:.1f} | {row['ratio']:.2f} | "
+            line += f"{row['p50_ratio']:.2f} |"
         else:
-            line += f"{'not run':>9}"
+            line += "not run | | | | |"
         print(line)
     if note:
         print(note)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"model": str(args.model), "machine": platform.platform(), "note": note,
-                                    "seconds": args.seconds, "rows": rows}, indent=2))  # fmt: skip
+    args.out.write_text(json.dumps({"served": served_what, "precision": precision, "machine": platform.platform(),
+                                    "note": note, "seconds": args.seconds, "rows": rows}, indent=2))  # fmt: skip
     print(f"written to {args.out}")
 
 

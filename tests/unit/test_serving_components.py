@@ -13,10 +13,11 @@ from _registry_helpers import write_files
 from backbone.errors import BackboneError
 from backbone.evaluation import interpolate, ranking
 from backbone.models import build_retriever, checkpoint_spec
+from backbone.recipes import Inference
 from backbone.registry import DocumentEncoder, Lineage, Releases
 from backbone.selection import assignment
 from backbone.serving import gateway, pipeline
-from backbone.serving.config import RerankerConfig, RetrieverConfig
+from backbone.serving.config import RerankerConfig, RetrieverConfig, ServingScaling
 from backbone.serving.deploy import rollback
 from backbone.serving.pipeline import ranked_hits
 from backbone.serving.reranker import LoadedReranker
@@ -233,3 +234,33 @@ def test_a_rollback_that_fails_to_apply_is_undone_in_the_history_and_on_the_clus
     assert history[-1].note.startswith("v3 failed to apply: deploy failed")
     assert cluster.applied[-1]["Gateway"]["release_version"] == 4
     assert cluster.applied[-1]["Reranker"]["checkpoint"] == built.other_reranker
+
+
+def test_the_scaling_files_inference_and_threads_reach_each_components_config(release: ServableRelease) -> None:
+    scaling = ServingScaling.model_validate(
+        {
+            "retriever": {"threads": 2, "inference": {"precision": "bf16"}},
+            "reranker": {"inference": {"precision": "auto"}},
+        }
+    )
+    config = serve_config(release.record, release.registry, release.documents, scaling=scaling)
+    deployments = {d["name"]: d["user_config"] for d in config["applications"][0]["deployments"]}
+    assert deployments["Retriever"]["threads"] == 2 and deployments["Reranker"]["threads"] is None
+    assert deployments["Retriever"]["inference"] == {"precision": "bf16", "max_batch_tokens": 4096}
+    assert deployments["Reranker"]["inference"] == {"precision": "auto", "max_batch_tokens": 4096}
+    # Unset, each component runs as its checkpoint's recipe said (what the search measured).
+    plain = serve_config(release.record, release.registry, release.documents)
+    assert all(d["user_config"].get("inference") is None for d in plain["applications"][0]["deployments"])
+
+
+def test_a_deployments_inference_overrides_the_checkpoints_own(release: ServableRelease) -> None:
+    record, registry = release.record, release.registry
+    config = RerankerConfig(registry=registry.uri, checkpoint=record.reranker.checkpoint)
+    own = LoadedReranker.load(config)
+    assert own.spec.inference == Inference() and own.info()["precision"] == "fp32"
+    overridden = LoadedReranker.load(config.model_copy(update={"inference": Inference(precision="bf16")}))
+    assert overridden.info()["precision"] == "bf16"
+    scores = own.score(["谁可以成为个体工商户？"] * 2, ["自然人从事工商业经营", "当事人应当遵循诚信原则"])
+    low = overridden.score(["谁可以成为个体工商户？"] * 2, ["自然人从事工商业经营", "当事人应当遵循诚信原则"])
+    assert not np.array_equal(scores, low)
+    np.testing.assert_allclose(low, scores, atol=0.05 * max(1.0, float(np.abs(scores).max())))

@@ -50,6 +50,13 @@ class RetrieverConfig(BaseModel):
         "replica's node (backbone.data.load_dataset), which must be the dataset the index was built on.",
     )
     batching: Batching = Field(default_factory=Batching, description="Dynamic batching of queries and embeddings.")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="Torch threads of each replica's model passes; None: what Ray gives a replica of its num_cpus "
+        "(one thread for a fractional CPU).",
+    )
     inference: Inference | None = Field(
         None,
         description="Precision and token budget of this deployment's model passes; None (the default): the "
@@ -70,6 +77,13 @@ class RerankerConfig(BaseModel):
     registry: str = Field(description="URI of the registry holding the checkpoint.")
     checkpoint: str = Field(description="Id of the reranker checkpoint artifact.")
     batching: Batching = Field(default_factory=Batching, description="Dynamic batching of rerank requests.")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="Torch threads of each replica's model passes; None: what Ray gives a replica of its num_cpus "
+        "(one thread for a fractional CPU).",
+    )
     inference: Inference | None = Field(
         None,
         description="Precision and token budget of this deployment's model passes; None (the default): the "
@@ -230,6 +244,14 @@ class Scaling(BaseModel):
     )
     queues: QueueBounds = Field(
         default_factory=QueueBounds, description="Requests a replica takes at once, and how many may wait for one."
+    )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="Torch threads of each replica's model passes. None (the default): Ray's, one thread for a "
+        "fractional num_cpus. As many as the node's cores cuts a lone request's latency where the retriever and the "
+        "reranker share a node (a search runs one, then the other); under load they then compete for the cores.",
     )
     inference: Inference | None = Field(
         None,

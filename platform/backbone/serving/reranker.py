@@ -10,6 +10,7 @@ import asyncio
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from ray import serve
 from sentence_transformers import CrossEncoder
 
@@ -85,6 +86,8 @@ class RerankerDeployment:
     async def reconfigure(self, user_config: dict) -> None:
         """Load the configured checkpoint beside the current one, then switch to it in one assignment."""
         config = RerankerConfig.model_validate(user_config)
+        if config.threads is not None:
+            torch.set_num_threads(config.threads)
         if self._loaded is None or (self._loaded.checkpoint, self._loaded.inference) != (
             config.checkpoint,
             config.inference,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+import torch
 from ray import serve
 from sentence_transformers import SentenceTransformer
 
@@ -190,6 +191,8 @@ class RetrieverDeployment:
         Requests already running finish on the old version; a load that fails raises, and Serve reports it.
         """
         config = RetrieverConfig.model_validate(user_config)
+        if config.threads is not None:
+            torch.set_num_threads(config.threads)
         if self._loaded is None or (self._loaded.checkpoint, self._loaded.index_id, self._loaded.inference) != (
             config.checkpoint,
             config.index,

@@ -89,9 +89,13 @@ def serve_config(
             index=index,
             documents=str(documents.resolve()) if documents is not None else None,
             inference=scaling.retriever.inference,
+            threads=scaling.retriever.threads,
         ),
         "Reranker": RerankerConfig(
-            registry=registry.uri, checkpoint=record.reranker.checkpoint, inference=scaling.reranker.inference
+            registry=registry.uri,
+            checkpoint=record.reranker.checkpoint,
+            inference=scaling.reranker.inference,
+            threads=scaling.reranker.threads,
         ),
         "Gateway": GatewayConfig(
             release=record.name,
