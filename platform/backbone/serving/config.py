@@ -29,7 +29,28 @@ DEFAULT_BATCHING = Batching()
 """The batching a deployment starts with, before ``reconfigure()`` applies its config's ``batching``."""
 
 
-class RetrieverConfig(BaseModel):
+class ComponentConfig(BaseModel):
+    """What the retriever's and the reranker's ``user_config`` share: the checkpoint and how its passes run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    registry: str = Field(description="URI of the registry holding the checkpoint (and the retriever's index).")
+    checkpoint: str = Field(description="Id of the component's checkpoint artifact.")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="Torch threads of each replica's model passes; None: what Ray gives a replica of its num_cpus "
+        "(one thread for a fractional CPU).",
+    )
+    inference: Inference | None = Field(
+        None,
+        description="Precision and token budget of this deployment's model passes; None (the default): the "
+        "checkpoint's own, which the stage search measured.",
+    )
+
+
+class RetrieverConfig(ComponentConfig):
     """The retriever deployment's ``user_config``: the checkpoint, its index, and the documents the index holds.
 
     Example:
@@ -38,10 +59,6 @@ class RetrieverConfig(BaseModel):
         16
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    registry: str = Field(description="URI of the registry holding the checkpoint and the index.")
-    checkpoint: str = Field(description="Id of the retriever checkpoint artifact.")
     index: str = Field(description="Id of the index artifact built from that checkpoint.")
     documents: str | None = Field(
         None,
@@ -50,21 +67,9 @@ class RetrieverConfig(BaseModel):
         "replica's node (backbone.data.load_dataset), which must be the dataset the index was built on.",
     )
     batching: Batching = Field(default_factory=Batching, description="Dynamic batching of queries and embeddings.")
-    threads: int | None = Field(
-        None,
-        ge=1,
-        le=256,
-        description="Torch threads of each replica's model passes; None: what Ray gives a replica of its num_cpus "
-        "(one thread for a fractional CPU).",
-    )
-    inference: Inference | None = Field(
-        None,
-        description="Precision and token budget of this deployment's model passes; None (the default): the "
-        "checkpoint's own, which the stage search measured.",
-    )
 
 
-class RerankerConfig(BaseModel):
+class RerankerConfig(ComponentConfig):
     """The reranker deployment's ``user_config``.
 
     Example:
@@ -72,23 +77,7 @@ class RerankerConfig(BaseModel):
         16
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    registry: str = Field(description="URI of the registry holding the checkpoint.")
-    checkpoint: str = Field(description="Id of the reranker checkpoint artifact.")
     batching: Batching = Field(default_factory=Batching, description="Dynamic batching of rerank requests.")
-    threads: int | None = Field(
-        None,
-        ge=1,
-        le=256,
-        description="Torch threads of each replica's model passes; None: what Ray gives a replica of its num_cpus "
-        "(one thread for a fractional CPU).",
-    )
-    inference: Inference | None = Field(
-        None,
-        description="Precision and token budget of this deployment's model passes; None (the default): the "
-        "checkpoint's own, which the stage search measured.",
-    )
 
 
 class Limits(BaseModel):
