@@ -78,7 +78,8 @@ def test_the_release_and_report_hold_the_chosen_backbone(tiny_pipeline: TinyPipe
     assert release.retriever.checkpoint == outcome.checkpoints["retriever"][outcome.choice.retriever]
     assert release.reranker.checkpoint == outcome.checkpoints["reranker"][outcome.choice.reranker]
     assert release.applications["api"].k == 5 and release.applications["api"].top_n == 3
-    assert release.applications["search"].k in (5, 10)
+    # Each application's settings are exactly the search's choice for it: K, top_n, weight, deadline and policy.
+    assert release.applications == {app.name: app.settings() for app in outcome.choice.applications}
     assert (release.applications["research"].k, release.applications["research"].rerank) == (20, False)
     assert {"report.md", "leaderboard.md", "leaderboard.parquet", "heatmap.png", "curves.png"} <= {
         path.name for path in report.iterdir()
