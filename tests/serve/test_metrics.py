@@ -32,6 +32,7 @@ def test_metrics_count_requests_latencies_and_degraded_answers(served) -> None:
 
     assert served.http.post("/v1/search", json={"query": QUERY}).json()["reranked"] is True
     assert served.http.post("/v1/search", json={"query": QUERY, "application": "nope"}).status_code == 404
+    assert served.http.post("/v1/rerank", json={"query": QUERY, "documents": ["a", "b"]}).status_code == 200
     gateway["rerank_timeout_s"] = 1e-6
     cluster.apply(config)
     try:
@@ -48,6 +49,8 @@ def test_metrics_count_requests_latencies_and_degraded_answers(served) -> None:
     waits = "backbone_component_seconds_count"
     assert _moved(before, after, waits, component="reranker", call="score", outcome="ok") == 1
     assert _moved(before, after, waits, component="reranker", call="score", outcome="timeout") == 1
+    # /v1/rerank has a batch queue of its own on the replica (score_documents), apart from the searches' (score).
+    assert _moved(before, after, waits, component="reranker", call="rerank", outcome="ok") == 1
     assert _moved(before, after, waits, component="retriever", call="search", outcome="ok") == 2
     assert _moved(before, after, "backbone_request_seconds_count", route="/v1/search") == 3
     version = served.http.get("/v1/info").json()["release_version"]

@@ -241,10 +241,10 @@ class Gateway:
         top_n = request.top_n or len(texts)
         _refuse_over(top_n, min(len(texts), limits.max_top_n), "top_n")
         scores, checkpoint = await self._call(
-            self._reranker.score.remote(request.query, texts),
+            self._reranker.score_documents.remote(request.query, texts),
             self.config.rerank_endpoint_timeout_s,
             "reranker",
-            "score",
+            "rerank",
         )
         response.headers["X-Backbone-Reranker"] = checkpoint
         order = np.argsort(-scores, kind="stable")[:top_n]

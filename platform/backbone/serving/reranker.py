@@ -93,17 +93,29 @@ class RerankerDeployment:
             config.inference,
         ):
             self._loaded = await asyncio.to_thread(LoadedReranker.load, config)
-        configure_batching(config.batching, self.score)
+        configure_batching(config.batching, self.score, self.score_documents)
 
     @serve.batch(**DEFAULT_BATCHING.model_dump())
     async def score(
         self, queries: list[str], documents: list[list[str | tuple[str, str]]]
     ) -> list[tuple[np.ndarray, str]]:
-        """Logits of each request's documents against its query, and the checkpoint that scored.
+        """Logits of each search's candidates against its query, and the checkpoint that scored.
 
-        A document is a plain passage (``/v1/rerank``) or a corpus ``(title, text)`` pair, which is read through
-        the reranker's own passage template.
+        A candidate is a corpus ``(title, text)`` pair, read through the reranker's own passage template.
         """
+        return await self._score(queries, documents)
+
+    @serve.batch(**DEFAULT_BATCHING.model_dump())
+    async def score_documents(
+        self, queries: list[str], documents: list[list[str | tuple[str, str]]]
+    ) -> list[tuple[np.ndarray, str]]:
+        """:meth:`score` for ``/v1/rerank`` (plain passages), in a batch queue of its own: a request of hundreds of
+        documents is never batched with searches, which then wait only for each other."""
+        return await self._score(queries, documents)
+
+    async def _score(
+        self, queries: list[str], documents: list[list[str | tuple[str, str]]]
+    ) -> list[tuple[np.ndarray, str]]:
         if self._loaded is None:
             raise BackboneError("the reranker has no user_config yet: deploy it with a RerankerConfig")
         loaded = self._loaded
