@@ -137,3 +137,18 @@ def test_adapters_stack_only_through_merging(tiny_encoder_dir: Path) -> None:
     merge_lora(model)
     add_lora(model, LORA, "encoder")  # the next stage's fresh adapter
     assert trainable(model)
+
+
+def test_adapters_get_the_same_gradients_under_gradient_checkpointing(tiny_decoder_dir: Path) -> None:
+    spec = Reranker(model=str(tiny_decoder_dir), family="decoder", scoring="yes_no", max_length=300)
+    gradients = []
+    for checkpointing in (False, True):
+        case = reranker_case(spec.model_copy(update={"gradient_checkpointing": checkpointing}), set())
+        torch.manual_seed(0)  # the same adapter weights and dropout masks in both runs
+        add_lora(case.model, LORA, case.family)
+        case.model.train()
+        case.step_loss().backward()
+        gradients.append({n: p.grad.clone() for n, p in case.model.named_parameters() if p.grad is not None})
+    assert gradients[0].keys() == gradients[1].keys() and adapted_modules(set(gradients[0]))
+    for name, plain in gradients[0].items():
+        torch.testing.assert_close(gradients[1][name], plain, atol=1e-5, rtol=1e-4)

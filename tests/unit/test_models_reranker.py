@@ -246,3 +246,16 @@ def test_a_reranker_of_the_first_layers_keeps_them_and_loads_plainly(spec: Reran
 def test_more_layers_than_the_base_model_has_are_refused(encoder_spec: Reranker) -> None:
     with pytest.raises(BackboneError, match=r"reranker\.layers: 3 is more than the 2 layers"):
         build_reranker(encoder_spec.model_copy(update={"layers": 3}))
+
+
+def test_gradient_checkpointing_keeps_the_gradients(spec: Reranker) -> None:
+    grads = []
+    for checkpointing in (False, True):
+        model = build_reranker(spec.model_copy(update={"gradient_checkpointing": checkpointing}))
+        assert model.transformers_model.is_gradient_checkpointing is checkpointing
+        torch.manual_seed(0)  # the same dropout masks in both runs
+        body_gradients(model, spec)
+        grads.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
+    assert len(grads[0]) == len(grads[1]) > 0
+    for plain, recomputed in zip(*grads, strict=True):
+        torch.testing.assert_close(recomputed, plain, atol=1e-5, rtol=1e-4)

@@ -231,3 +231,19 @@ def test_a_one_tower_checkpoint_loaded_for_a_frozen_recipe_splits_into_equal_tow
     assert has_document_tower(model)
     query, document = _tower_weights(model, "query"), _tower_weights(model, "document")
     assert all(torch.equal(query[name], document[name]) for name in query)
+
+
+def test_gradient_checkpointing_keeps_the_gradients(spec: Retriever) -> None:
+    grads = []
+    for checkpointing in (False, True):
+        model = build_retriever(spec.model_copy(update={"gradient_checkpointing": checkpointing}))
+        assert model.transformers_model.is_gradient_checkpointing is checkpointing
+        model.train()
+        torch.manual_seed(0)  # the same dropout masks in both runs
+        loss = MultipleNegativesRankingLoss(model)
+        features = [retriever_features(model, spec, TEXTS, "query"), retriever_features(model, spec, TEXTS, "passage")]
+        loss(features, None).backward()
+        grads.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
+    assert len(grads[0]) == len(grads[1]) > 0
+    for plain, recomputed in zip(*grads, strict=True):
+        torch.testing.assert_close(recomputed, plain, atol=1e-5, rtol=1e-4)

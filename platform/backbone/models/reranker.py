@@ -25,6 +25,7 @@ from transformers import AutoConfig, PreTrainedModel
 
 from backbone.errors import BackboneError
 from backbone.model_paths import resolve_model
+from backbone.models.activations import checkpoint_activations
 from backbone.models.freezing import prepare_for_training
 from backbone.models.modes import evaluating
 from backbone.models.passes import batched_pass
@@ -123,7 +124,7 @@ def score_pairs(
                 show_progress_bar=False,  # batched_pass shows one bar for the whole pass
                 processing_kwargs=_cut(spec),
             )
-        return scores.float().numpy().reshape(len(batch))  # float32 whatever the precision
+        return scores.float().cpu().numpy().reshape(len(batch))  # float32 whatever the precision or device
 
     pairs, lengths = _pairs(model, spec, queries, passages)
     with evaluating(model):
@@ -167,6 +168,7 @@ def _ready(model: CrossEncoder, spec: Reranker) -> CrossEncoder:
             f"and a query of up to max_query_length {spec.max_query_length}"
         )
     prepare_for_training(model, spec)
+    checkpoint_activations(model, spec)
     return model
 
 

@@ -24,6 +24,7 @@ from transformers import PreTrainedTokenizerBase
 
 from backbone.errors import BackboneError
 from backbone.model_paths import resolve_model
+from backbone.models.activations import checkpoint_activations
 from backbone.models.freezing import prepare_for_training
 from backbone.models.modes import evaluating
 from backbone.models.passes import batched_pass
@@ -37,6 +38,7 @@ _POOLING_MODES = {"mean": "mean", "cls": "cls", "last_token": "lasttoken"}
 # Plain text only: a decoder's tokenizer may carry a chat template, which would otherwise make sentence-transformers
 # render every text as a chat conversation.
 _TEXT_ONLY = {"text": {"method": "forward", "method_output_name": "last_hidden_state"}}
+_LENGTH_SLICE = 4096  # texts tokenized at once to count their tokens
 # The Router task each role reads (sentence-transformers' encode_query / encode_document names).
 _TASKS: dict[Role, str] = {"query": "query", "passage": "document"}
 
@@ -123,6 +125,7 @@ def _ready(model: SentenceTransformer, spec: Retriever) -> SentenceTransformer:
         router = Router.for_query_document(query_modules=[query], document_modules=[document])
         model = SentenceTransformer(modules=[router, *list(model)[1:]], prompts=model.prompts)
     prepare_for_training(model, spec)
+    checkpoint_activations(model, spec)
     return model
 
 
@@ -200,9 +203,15 @@ def _encode(
                 task=_TASKS[role],
                 processing_kwargs=_cut(spec, role),
             )
-        return embeddings.float().numpy()  # float32 whatever the precision
+        return embeddings.float().cpu().numpy()  # float32 whatever the precision or device
 
-    lengths = retriever_features(model, spec, texts, role)["attention_mask"].sum(-1).tolist() if texts else []
+    lengths = [  # tokens as the forward pass reads them; in slices, so a large corpus is never padded at once
+        length
+        for start in range(0, len(texts), _LENGTH_SLICE)
+        for length in retriever_features(model, spec, texts[start : start + _LENGTH_SLICE], role)["attention_mask"]
+        .sum(-1)
+        .tolist()
+    ]
     unit = "queries" if role == "query" else "passages"
     with evaluating(model):
         return batched_pass(

@@ -31,6 +31,11 @@ class Component(StrictModel):
         False,
         description="Freeze the word-embedding matrix: on CPU it dominates step time for multilingual models.",
     )
+    gradient_checkpointing: bool = Field(
+        False,
+        description="Recompute each layer's activations in the backward pass instead of keeping them: large models "
+        "(4B on a GPU) train in far less memory for about a third more compute per step; same gradients.",
+    )
     inference: Inference = Field(
         default_factory=Inference,
         description="Precision and token budget of every model pass (evaluation, mining, the search, Serve); recorded "
