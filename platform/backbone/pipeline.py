@@ -18,11 +18,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from backbone.component_name import ComponentName
 from backbone.data import build_recipe_dataset
 from backbone.errors import BackboneError
 from backbone.ray_runtime import ensure_ray
 from backbone.recipes import load_recipe
-from backbone.registry import Component, Registry
+from backbone.registry import Registry
 from backbone.selection import Selection, select_backbone
 from backbone.settings import backbone_home
 from backbone.training import StageResult, StageRun, published_stages, stage_tables, train_component
@@ -163,7 +164,7 @@ class Trained:
 def train_recipe(
     recipe_path: Path,
     *,
-    components: Sequence[Component] = ("retriever", "reranker"),
+    components: Sequence[ComponentName] = ("retriever", "reranker"),
     stages: Sequence[str] | None = None,
     registry_uri: str | None = None,
     workers: int | None = None,

@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "platform" / "backbone"
 # Lowest first. A part may import its own modules and any part of an earlier layer, nothing else.
 LAYERS: list[set[str]] = [
     {"errors", "settings"},
-    {"metric_names", "model_paths", "progress", "cluster", "ray_runtime"},
+    {"component_name", "metric_names", "model_paths", "progress", "cluster", "ray_runtime"},
     {"recipes", "registry"},
     {"data"},
     {"evaluation", "models"},

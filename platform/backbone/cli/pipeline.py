@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from backbone.cli.registry import RegistryOption
-from backbone.registry import Component, Registry
+from backbone.component_name import ComponentName
+from backbone.registry import Registry
 
 if TYPE_CHECKING:
     from backbone.selection import Evaluation, Scored
@@ -61,7 +62,7 @@ def train(
 
     Every stage already in the registry is reused. Starts a private local Ray unless RAY_ADDRESS names a cluster.
     """
-    components: list[Component] = ["retriever", "reranker"] if component == "all" else [component]
+    components: list[ComponentName] = ["retriever", "reranker"] if component == "all" else [component]
     from backbone.pipeline import train_recipe
 
     trained = train_recipe(

@@ -12,11 +12,11 @@ from typing import Annotated
 import typer
 
 from backbone import settings
+from backbone.component_name import ComponentName
 from backbone.errors import BackboneError
 from backbone.registry import (
     ArtifactKind,
     ArtifactManifest,
-    Component,
     Registry,
     ReleaseRecord,
     Releases,
@@ -194,7 +194,7 @@ def show_release(
 @release_app.command()
 def promote(
     name: Annotated[str, typer.Argument(help="The release.")],
-    component: Annotated[Component, typer.Argument(help="retriever or reranker.")],
+    component: Annotated[ComponentName, typer.Argument(help="retriever or reranker.")],
     artifact: Annotated[str, typer.Argument(metavar="ARTIFACT", help="Id of the checkpoint to serve.")],
     index: Annotated[
         str | None,

@@ -17,7 +17,8 @@ from backbone.cli.registry import (
     recipe_to_rechoose_with,
     warn_stale_settings,
 )
-from backbone.registry import Component, Registry, Releases
+from backbone.component_name import ComponentName
+from backbone.registry import Registry, Releases
 
 AddressOption = Annotated[
     str | None,
@@ -114,7 +115,7 @@ def status(address: AddressOption = None, as_json: JsonOption = False) -> None:
 
 
 def rollback(
-    component: Annotated[Component, typer.Argument(help="retriever or reranker.")],
+    component: Annotated[ComponentName, typer.Argument(help="retriever or reranker.")],
     to: Annotated[
         int | None,
         typer.Option("--to", help="Release version whose component to serve again. Default: the previous one."),

@@ -36,14 +36,14 @@ YES_NO_CHAT_TEMPLATE = (
 )
 
 
-def passage_text(component: Component, title: str, text: str) -> str:
+def passage_text(spec: Component, title: str, text: str) -> str:
     """A document as the component reads it: the recipe's ``passage_template`` filled in.
 
     Whitespace an empty title or text leaves at either end is dropped, so a document without a title does not
     start with the template's separator.
 
     Args:
-        component: the retriever or reranker recipe whose ``passage_template`` shapes the passage.
+        spec: the retriever's or reranker's recipe section whose ``passage_template`` shapes the passage.
         title: the document's title (may be empty).
         text: the document's text.
 
@@ -51,7 +51,7 @@ def passage_text(component: Component, title: str, text: str) -> str:
         >>> passage_text(Retriever(model="m"), "民法典第五十四条", "自然人从事工商业经营……")
         '民法典第五十四条\\n自然人从事工商业经营……'
     """
-    return component.passage_template.format(title=title, text=text).strip()
+    return spec.passage_template.format(title=title, text=text).strip()
 
 
 def query_prompt(spec: Retriever) -> str:

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from backbone.component_name import ComponentName
 from backbone.metric_names import check_metric
 from backbone.recipes.base import FieldError, StrictModel
 from backbone.recipes.components import Reranker, Retriever
@@ -292,7 +293,7 @@ class Recipe(StrictModel):
                 )
         return self
 
-    def searched_stages(self, component: Literal["retriever", "reranker"]) -> list[str]:
+    def searched_stages(self, component: ComponentName) -> list[str]:
         """The stages of ``component`` the search tries: the recipe's list, or every stage and ``base``."""
         chosen = getattr(self.search, f"{component}_stages")
         return list(chosen) if chosen is not None else getattr(self, component).stage_names()

@@ -20,7 +20,6 @@ from backbone.registry.garbage import Garbage, GarbageKind, delete_garbage, find
 from backbone.registry.release import (
     AppSettings,
     ChosenFor,
-    Component,
     ReleaseRecord,
     Releases,
     RerankerSlot,
@@ -36,7 +35,6 @@ __all__ = [
     "ArtifactKind",
     "ArtifactManifest",
     "ChosenFor",
-    "Component",
     "DocumentEncoder",
     "Draft",
     "FileEntry",

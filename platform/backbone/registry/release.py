@@ -19,12 +19,11 @@ from typing import Any, Literal, Self, cast, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from backbone.component_name import ComponentName
 from backbone.errors import RegistryError
 from backbone.registry.artifact import ArtifactKind, ArtifactManifest
 from backbone.registry.corpus_index import check_index_serves
 from backbone.registry.store import Registry
-
-Component = Literal["retriever", "reranker"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _REFERENCE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*?)(?:@v?(?P<version>\d+))?$")
@@ -138,7 +137,7 @@ class ReleaseRecord(BaseModel):
     note: str = Field(default="", description="Why, in the words of whoever made the change.")
     previous_version: int | None = Field(description="The version this one was made from; None for the first.")
 
-    def slot(self, component: Component) -> RetrieverSlot | RerankerSlot:
+    def slot(self, component: ComponentName) -> RetrieverSlot | RerankerSlot:
         """What this version serves as ``component``."""
         return self.retriever if component == "retriever" else self.reranker
 
@@ -154,7 +153,7 @@ class ReleaseRecord(BaseModel):
             return None
         changed = [
             f"{component} {getattr(chosen, component)}"
-            for component in get_args(Component)
+            for component in get_args(ComponentName)
             if getattr(chosen, component) != self.slot(component).checkpoint
         ]
         if not changed:
@@ -336,7 +335,7 @@ class Releases:
         return self._append(name, change, note)
 
     def promote(
-        self, name: str, component: Component, checkpoint: str, *, index: str | None = None, note: str = ""
+        self, name: str, component: ComponentName, checkpoint: str, *, index: str | None = None, note: str = ""
     ) -> ReleaseRecord:
         """Append a version of release ``name`` that serves ``checkpoint`` as ``component``, the other unchanged.
 
@@ -368,7 +367,7 @@ class Releases:
         return self._update(name, change, note)
 
     def rollback(
-        self, name: str, component: Component, *, to_version: int | None = None, note: str = ""
+        self, name: str, component: ComponentName, *, to_version: int | None = None, note: str = ""
     ) -> ReleaseRecord:
         """Append a version of release ``name`` whose ``component`` is the one an earlier version served.
 
@@ -504,7 +503,9 @@ class Releases:
             "applications": applications or {},
         }
 
-    def _slot(self, component: Component, checkpoint: str, index: str | None = None) -> RetrieverSlot | RerankerSlot:
+    def _slot(
+        self, component: ComponentName, checkpoint: str, index: str | None = None
+    ) -> RetrieverSlot | RerankerSlot:
         """What to serve as ``component``: ``checkpoint`` (and for the retriever ``index``), checked."""
         if component == "retriever":
             return self._retriever(checkpoint, index)
@@ -539,7 +540,7 @@ class Releases:
 
 
 def _replacing(
-    current: ReleaseRecord, component: Component, slot: RetrieverSlot | RerankerSlot, change: str
+    current: ReleaseRecord, component: ComponentName, slot: RetrieverSlot | RerankerSlot, change: str
 ) -> dict[str, Any]:
     """The content of a version that is ``current`` with ``component`` replaced by ``slot``."""
     content = {
@@ -557,10 +558,10 @@ def _settings_text(settings: AppSettings | None) -> str:
     return f"k={settings.k} weight={settings.weight:g}" + ("" if settings.rerank else " no rerank")
 
 
-def _check_component(component: str) -> Component:
-    if component not in get_args(Component):
+def _check_component(component: str) -> ComponentName:
+    if component not in get_args(ComponentName):
         raise RegistryError(f"{component!r} is no component: use 'retriever' or 'reranker'")
-    return cast(Component, component)
+    return cast(ComponentName, component)
 
 
 def _check_name(name: str) -> str:

@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from backbone.component_name import ComponentName
 from backbone.errors import BackboneError
-from backbone.registry import DOCUMENTS_FILE, Component, Registry, ReleaseRecord, Releases
+from backbone.registry import DOCUMENTS_FILE, Registry, ReleaseRecord, Releases
 from backbone.serving.auth import API_KEYS_ENV, check_exposure
 from backbone.serving.cluster import ServeCluster
 from backbone.serving.config import GatewayConfig, ServingScaling
@@ -87,7 +88,7 @@ def deploy(
 
 
 def rollback(
-    component: Component, cluster: ServeCluster, *, to_version: int | None = None, note: str = ""
+    component: ComponentName, cluster: ServeCluster, *, to_version: int | None = None, note: str = ""
 ) -> ReleaseRecord:
     """Roll ``component`` of the served release back, record it in the release history, and apply only it.
 
@@ -123,7 +124,7 @@ def rollback(
 def _revert_failed_rollback(
     releases: Releases,
     failed: ReleaseRecord,
-    component: Component,
+    component: ComponentName,
     err: BackboneError,
     cluster: ServeCluster,
     serving_before: dict[str, Any],

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
+from backbone.component_name import ComponentName
 from backbone.data import dataset_checksum
 from backbone.errors import BackboneError
 from backbone.evaluation import BM25, deepest_cutoff, evaluate
@@ -15,12 +15,10 @@ from backbone.training.candidates import Bm25Candidates, CandidateSource
 from backbone.training.inputs import build_stage_inputs
 from backbone.training.stage import StageResult, StageRun, reranker_candidates, run_stage, stage_cache_key
 
-Component = Literal["retriever", "reranker"]
-
 
 def train_component(
     recipe: Recipe,
-    component: Component,
+    component: ComponentName,
     dataset_dir: Path,
     registry: Registry,
     run: StageRun,
@@ -56,7 +54,7 @@ def train_component(
 
 
 def published_stages(
-    recipe: Recipe, component: Component, dataset_dir: Path, registry: Registry, stages: Sequence[str]
+    recipe: Recipe, component: ComponentName, dataset_dir: Path, registry: Registry, stages: Sequence[str]
 ) -> list[StageResult]:
     """The published checkpoints of ``stages`` (and every stage before them), found without training anything.
 
@@ -86,7 +84,7 @@ def published_stages(
 
 def baseline_rows(
     recipe: Recipe, dataset_dir: Path, registry: Registry
-) -> dict[Component, list[tuple[str, dict[str, float]]]]:
+) -> dict[ComponentName, list[tuple[str, dict[str, float]]]]:
     """The rows each component's table starts with, ``(label, metrics)``: what its stages must beat.
 
     The retriever's: BM25 over the whole corpus. The reranker's: the BM25 candidate list in BM25's order and, when
@@ -105,7 +103,7 @@ def baseline_rows(
     retriever = build_stage_inputs(recipe, recipe.retriever, None, dataset_dir)
     bm25 = BM25.build(retriever.corpus_ids, retriever.passages, language="auto")
     run = bm25.search(retriever.eval_queries, k=deepest_cutoff(evaluation.retriever_metrics))
-    rows: dict[Component, list[tuple[str, dict[str, float]]]] = {
+    rows: dict[ComponentName, list[tuple[str, dict[str, float]]]] = {
         "retriever": [("bm25", evaluate(retriever.eval_qrels, run, evaluation.retriever_metrics))]
     }
     sources: dict[str, CandidateSource] = {"bm25": Bm25Candidates()}
@@ -154,7 +152,7 @@ def stage_tables(recipe: Recipe, dataset_dir: Path, registry: Registry, stages: 
     ]
 
 
-def results_table(component: Component, metrics: list[str], rows: list[tuple[str, dict[str, float]]]) -> str:
+def results_table(component: ComponentName, metrics: list[str], rows: list[tuple[str, dict[str, float]]]) -> str:
     """A Markdown table of ``rows`` (label, metrics), one column per metric plus training throughput.
 
     Example:

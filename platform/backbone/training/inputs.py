@@ -63,7 +63,7 @@ class StageInputs:
 
 def build_stage_inputs(
     recipe: Recipe,
-    component: Component,
+    spec: Component,
     stage: Stage | None,
     dataset_dir: Path,
     candidates: CandidateSource | None = None,
@@ -72,7 +72,7 @@ def build_stage_inputs(
 
     Args:
         recipe: the recipe (evaluation split, candidate depth).
-        component: the component's spec (how documents become passages).
+        spec: the component's spec (how documents become passages).
         stage: the stage to train, or ``None``.
         dataset_dir: the prepared dataset.
         candidates: reranker only: where its candidate lists come from (``reranker_candidates`` in ``stage.py``
@@ -88,7 +88,7 @@ def build_stage_inputs(
     corpus = dataset.corpus.to_pydict()
     corpus_ids = corpus["doc_id"]
     passages = [
-        passage_text(component, title, text) for title, text in zip(corpus["title"], corpus["text"], strict=True)
+        passage_text(spec, title, text) for title, text in zip(corpus["title"], corpus["text"], strict=True)
     ]
     split = recipe.dataset.eval_split
     query_texts = dict(zip(dataset.queries["query_id"].to_pylist(), dataset.queries["text"].to_pylist(), strict=True))
@@ -124,11 +124,11 @@ def build_stage_inputs(
     inputs = StageInputs(
         example_queries, example_positives, anchors, relevant, corpus_ids, passages, eval_queries, eval_qrels
     )
-    if not isinstance(component, Reranker):
+    if not isinstance(spec, Reranker):
         return inputs
-    if candidates is None and component.candidates != "bm25":
+    if candidates is None and spec.candidates != "bm25":
         raise BackboneError(
-            f"reranker.candidates is {component.candidates!r}: give build_stage_inputs the retriever's candidates "
+            f"reranker.candidates is {spec.candidates!r}: give build_stage_inputs the retriever's candidates "
             "(reranker_candidates(recipe, dataset_dir, registry))"
         )
     return _with_candidates(inputs, recipe, stage, candidates or Bm25Candidates())

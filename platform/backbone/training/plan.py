@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
+from backbone.component_name import ComponentName
 from backbone.recipes import Reranker, RerankerStage, Retriever, RetrieverStage
 from backbone.recipes.inference import PrecisionSetting
 
@@ -32,7 +32,7 @@ class StagePlan:
             ``document_encoder: frozen`` the whole stage (ranking, re-mining, loss, evaluation) reads it.
     """
 
-    component: Literal["retriever", "reranker"]
+    component: ComponentName
     spec: Retriever | Reranker
     stage: RetrieverStage | RerankerStage | None
     init_path: str

@@ -8,11 +8,11 @@ import posixpath
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
+from backbone.component_name import ComponentName
 from backbone.data import dataset_checksum, load_dataset
 from backbone.errors import BackboneError
 from backbone.model_paths import resolve_model
@@ -79,7 +79,7 @@ class StageResult:
         seconds: wall time this call spent on the stage (lookup only, when reused).
     """
 
-    component: Literal["retriever", "reranker"]
+    component: ComponentName
     stage: str
     checkpoint: ArtifactManifest
     reused: bool
@@ -93,9 +93,7 @@ built into the recipe's component (a reranker's first ``layers`` and seeded head
 being loaded as if it were a checkpoint."""
 
 
-def stage_cache_key(
-    recipe: Recipe, component: Literal["retriever", "reranker"], stage_name: str, parent: str | None, data: str
-) -> str:
+def stage_cache_key(recipe: Recipe, component: ComponentName, stage_name: str, parent: str | None, data: str) -> str:
     """What makes a stage's checkpoint reusable: the component's spec up to this stage, its parent and its data."""
     spec = getattr(recipe, component)
     names = spec.stage_names()
@@ -153,7 +151,7 @@ def reranker_candidates(recipe: Recipe, dataset_dir: Path, registry: Registry) -
 
 def run_stage(
     recipe: Recipe,
-    component: Literal["retriever", "reranker"],
+    component: ComponentName,
     stage_name: str,
     parent: ArtifactManifest | None,
     dataset_dir: Path,
