@@ -52,9 +52,9 @@ from backbone.recipes import Inference, Reranker, Retriever  # noqa: E402
 from backbone.registry import AppSettings, Registry, Releases  # noqa: E402
 from backbone.serving.cluster import ServeCluster  # noqa: E402
 from backbone.serving.config import RerankerConfig, RetrieverConfig, Scaling, ServingScaling  # noqa: E402
-from backbone.serving.pipeline import ranked_hits  # noqa: E402
 from backbone.serving.reranker import LoadedReranker  # noqa: E402
 from backbone.serving.retriever import LoadedRetriever  # noqa: E402
+from backbone.serving.search_steps import ranked_hits  # noqa: E402
 from backbone.serving.serve_config import serve_config, served_index  # noqa: E402
 from backbone.settings import models_dir  # noqa: E402
 from serving_release import APPLICATIONS, build_servable_release  # noqa: E402

@@ -16,12 +16,12 @@ from backbone.models import build_retriever, checkpoint_spec
 from backbone.recipes import Inference
 from backbone.registry import DocumentEncoder, Lineage, Releases
 from backbone.selection import assignment
-from backbone.serving import gateway, pipeline
+from backbone.serving import gateway, search_steps
 from backbone.serving.config import RerankerConfig, RetrieverConfig, ServingScaling
 from backbone.serving.deploy import rollback
-from backbone.serving.pipeline import ranked_hits
 from backbone.serving.reranker import LoadedReranker
 from backbone.serving.retriever import LoadedRetriever
+from backbone.serving.search_steps import ranked_hits
 from backbone.serving.serve_config import find_documents, serve_config
 from serving_release import ServableRelease, build_servable_release, make_documents
 
@@ -125,7 +125,7 @@ def test_the_gateway_orders_by_the_applications_weight_with_the_searchs_function
         expected = list(interpolate(dense, cross, weight).items())[:3]  # what the search scored for this weight
         assert [(hit.doc_id, hit.score) for hit in hits] == expected
         assert [hit.reranker_score for hit in hits] == [cross[doc] for doc, _ in expected]
-    assert gateway.ranked_hits is ranked_hits and assignment.interpolate is pipeline.interpolate is interpolate
+    assert gateway.ranked_hits is ranked_hits and assignment.interpolate is search_steps.interpolate is interpolate
 
 
 def test_serve_config_finds_the_indexed_dataset_and_binds_loopback(

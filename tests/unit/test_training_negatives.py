@@ -17,7 +17,7 @@ from backbone.training.negatives import (
     in_batch_negatives,
     keeps_query,
 )
-from backbone.training.ranking import candidate_rankings, dense_rankings
+from backbone.training.query_rankings import candidate_rankings, dense_rankings
 from backbone.training.sharding import sharded_map
 
 RANKING = QueryRanking(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from backbone.cli import data, pipeline, recipe, registry, serve
+from backbone.cli import data, recipe, registry, run, serve
 from backbone.errors import BackboneError
 
 app = typer.Typer(
@@ -18,10 +18,10 @@ app.add_typer(data.app, name="data")
 app.add_typer(recipe.app, name="recipe")
 app.add_typer(registry.app, name="registry")
 app.add_typer(registry.release_app, name="release")
-app.command()(pipeline.run)
-app.command()(pipeline.train)
-app.command()(pipeline.evaluate)
-app.command()(pipeline.compare)
+app.command()(run.run)
+app.command()(run.train)
+app.command()(run.evaluate)
+app.command()(run.compare)
 app.command()(serve.deploy)
 app.command()(serve.status)
 app.command()(serve.rollback)

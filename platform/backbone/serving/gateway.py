@@ -28,7 +28,6 @@ from backbone.serving.auth import ApiKeys
 from backbone.serving.config import GatewayConfig, Limits
 from backbone.serving.http_errors import BodySizeLimit, RequestId, install_error_handlers, request_id
 from backbone.serving.metrics import CountRequests, GatewayMetrics
-from backbone.serving.pipeline import ranked_hits
 from backbone.serving.schemas import (
     ComponentInfo,
     Embedding,
@@ -46,6 +45,7 @@ from backbone.serving.schemas import (
     Usage,
     Versions,
 )
+from backbone.serving.search_steps import ranked_hits
 
 _REFUSALS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}

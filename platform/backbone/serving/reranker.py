@@ -20,7 +20,7 @@ from backbone.models.precision import resolve_precision
 from backbone.recipes import Inference, Reranker
 from backbone.registry import Registry
 from backbone.serving.config import DEFAULT_BATCHING, RerankerConfig
-from backbone.serving.pipeline import configure_batching
+from backbone.serving.search_steps import configure_batching
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from backbone.models.precision import resolve_precision
 from backbone.recipes import Inference, Retriever
 from backbone.registry import DOCUMENTS_FILE, ArtifactKind, Registry, check_index_serves
 from backbone.serving.config import DEFAULT_BATCHING, RetrieverConfig
-from backbone.serving.pipeline import Candidate, configure_batching
+from backbone.serving.search_steps import Candidate, configure_batching
 
 
 @dataclass(frozen=True)

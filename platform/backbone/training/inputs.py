@@ -87,9 +87,7 @@ def build_stage_inputs(
     dataset = load_dataset(dataset_dir)
     corpus = dataset.corpus.to_pydict()
     corpus_ids = corpus["doc_id"]
-    passages = [
-        passage_text(spec, title, text) for title, text in zip(corpus["title"], corpus["text"], strict=True)
-    ]
+    passages = [passage_text(spec, title, text) for title, text in zip(corpus["title"], corpus["text"], strict=True)]
     split = recipe.dataset.eval_split
     query_texts = dict(zip(dataset.queries["query_id"].to_pylist(), dataset.queries["text"].to_pylist(), strict=True))
     eval_qrels = dataset.relevant(split)

@@ -18,7 +18,7 @@ from backbone.progress import part
 from backbone.recipes import LoraFinetune, Reranker, RerankerStage
 from backbone.training.inputs import StageInputs
 from backbone.training.negatives import QueryRanking
-from backbone.training.ranking import candidate_rankings
+from backbone.training.query_rankings import candidate_rankings
 from backbone.training.reranker_losses import distill_kl, listwise_ce, pointwise_bce
 from backbone.training.sharding import sharded_map
 

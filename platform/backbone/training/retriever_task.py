@@ -29,8 +29,8 @@ from backbone.progress import part
 from backbone.recipes import LoraFinetune, Retriever, RetrieverStage
 from backbone.training.inputs import StageInputs
 from backbone.training.negatives import QueryRanking
+from backbone.training.query_rankings import dense_rankings
 from backbone.training.query_side import Candidates, query_side_infonce
-from backbone.training.ranking import dense_rankings
 from backbone.training.sharding import sharded_map
 
 

@@ -1,10 +1,9 @@
-"""Retrieve then rerank: the steps every search takes, shared by the gateway and the in-process pipeline."""
+"""Retrieve then rerank: the steps every search takes, shared by the gateway and the benchmarks' in-process search."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 
@@ -66,7 +65,15 @@ def _hit(rank: int, candidate: Candidate, score: float, reranker_score: float | 
     )
 
 
-def configure_batching(batching: Batching, *batched_methods: Callable[..., Any]) -> None:
+class BatchedMethod(Protocol):
+    """A method wrapped by ``@serve.batch``: its queue is resized at run time."""
+
+    def set_max_batch_size(self, new_max_batch_size: int) -> None: ...
+
+    def set_batch_wait_timeout_s(self, new_batch_wait_timeout_s: float) -> None: ...
+
+
+def configure_batching(batching: Batching, *batched_methods: BatchedMethod) -> None:
     """Size the ``@serve.batch`` queues of ``batched_methods`` by ``batching``.
 
     Example:
