@@ -23,7 +23,6 @@ so a serving replica on any node reads ids, titles and texts from the registry a
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -142,14 +141,14 @@ def publish_index(
         ...     documents=load_dataset(dataset_dir).corpus, dataset_checksum=checksum)
         ... # doctest: +SKIP
     """
-    with tempfile.TemporaryDirectory() as staged:
-        shutil.copytree(folder, staged, dirs_exist_ok=True)
-        pq.write_table(documents, Path(staged) / DOCUMENTS_FILE)
-        return registry.publish(
-            ArtifactKind.INDEX,
-            staged,
-            name=name,
-            lineage=Lineage(parents=[encoder], recipe_hash=recipe_hash, dataset_checksum=dataset_checksum),
-            params={"checkpoint": encoder},
-            cache_key=index_key(encoder, dataset_checksum),
-        )
+    with registry.draft(
+        ArtifactKind.INDEX,
+        name=name,
+        lineage=Lineage(parents=[encoder], recipe_hash=recipe_hash, dataset_checksum=dataset_checksum),
+        params={"checkpoint": encoder},
+        cache_key=index_key(encoder, dataset_checksum),
+    ) as draft:
+        shutil.copytree(folder, draft.path, dirs_exist_ok=True)
+        pq.write_table(documents, draft.path / DOCUMENTS_FILE)
+    assert draft.manifest is not None  # set once the block ended cleanly
+    return draft.manifest

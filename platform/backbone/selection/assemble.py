@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,29 +200,27 @@ def _publish_report(recipe: Recipe, registry: Registry, folder: Path, outcome: S
         return found.id
     chosen = [outcome.checkpoints["retriever"][outcome.choice.retriever]]
     chosen.append(outcome.checkpoints["reranker"][outcome.choice.reranker])
-    with tempfile.TemporaryDirectory() as staging:
+    with registry.draft(
+        "report",
+        name=f"search/{recipe.name}",
+        lineage=Lineage(parents=chosen, recipe_hash=recipe_hash(recipe)),
+        metrics={
+            f"mean_{recipe.search.objective}": outcome.choice.score,
+            f"mean_{recipe.search.objective}_held_out": outcome.held_out_score(),
+        },
+        params={
+            "experiment": experiment,
+            "release": release.name if release else None,
+            "chosen_on": outcome.choice_split,
+            "reported_on": outcome.eval_split,
+        },
+        cache_key=key,
+    ) as draft:
         # Publish a copy: the report folder may hold files of other runs a user put there.
-        names = ["report.md", "leaderboard.md", "leaderboard.parquet", "heatmap.png", "curves.png"]
-        for name in names:
-            (Path(staging) / name).write_bytes((folder / name).read_bytes())
+        for name in ["report.md", "leaderboard.md", "leaderboard.parquet", "heatmap.png", "curves.png"]:
+            (draft.path / name).write_bytes((folder / name).read_bytes())
         for run in (folder / "runs").iterdir():
-            (Path(staging) / "runs").mkdir(exist_ok=True)
-            (Path(staging) / "runs" / run.name).write_bytes(run.read_bytes())
-        manifest = registry.publish(
-            "report",
-            staging,
-            name=f"search/{recipe.name}",
-            lineage=Lineage(parents=chosen, recipe_hash=recipe_hash(recipe)),
-            metrics={
-                f"mean_{recipe.search.objective}": outcome.choice.score,
-                f"mean_{recipe.search.objective}_held_out": outcome.held_out_score(),
-            },
-            params={
-                "experiment": experiment,
-                "release": release.name if release else None,
-                "chosen_on": outcome.choice_split,
-                "reported_on": outcome.eval_split,
-            },
-            cache_key=key,
-        )
-    return manifest.id
+            (draft.path / "runs").mkdir(exist_ok=True)
+            (draft.path / "runs" / run.name).write_bytes(run.read_bytes())
+    assert draft.manifest is not None  # set once the block ended cleanly
+    return draft.manifest.id
