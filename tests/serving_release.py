@@ -23,7 +23,7 @@ from backbone.data import (
     save_dataset,
 )
 from backbone.evaluation import DenseIndex
-from backbone.models import build_reranker, build_retriever, encode_passages, passage_text
+from backbone.models import CheckpointParams, build_reranker, build_retriever, encode_passages, passage_text
 from backbone.recipes import Reranker, Retriever
 from backbone.registry import AppSettings, Lineage, Registry, ReleaseRecord, Releases, publish_index
 
@@ -72,6 +72,13 @@ def make_documents(folder: Path, copies: int = 4) -> Path:
     return folder
 
 
+def _params(component: str, spec: Retriever | Reranker) -> dict:
+    """The params a stage run records, for a checkpoint made here."""
+    dumped = spec.model_dump(mode="json", exclude={"stages"})
+    params = CheckpointParams(component=component, stage="test", base_model=spec.model, spec=dumped)
+    return params.model_dump(mode="json", exclude_none=True)
+
+
 def publish_retriever(registry: Registry, model_dir: Path, documents: Path, spec: Retriever) -> tuple[str, str]:
     """Publish a retriever checkpoint of ``model_dir`` and the index of ``documents`` it builds; return both ids."""
     corpus = load_dataset(documents).corpus.to_pydict()
@@ -83,7 +90,7 @@ def publish_retriever(registry: Registry, model_dir: Path, documents: Path, spec
             Path(folder) / "model",
             name="retriever/test",
             lineage=Lineage(),
-            params={"component": "retriever", "spec": spec.model_dump(mode="json", exclude={"stages"})},
+            params=_params("retriever", spec),
         )
         passages = [passage_text(spec, t, x) for t, x in zip(corpus["title"], corpus["text"], strict=True)]
         DenseIndex.build(corpus["doc_id"], encode_passages(model, spec, passages)).save(Path(folder) / "index")
@@ -107,7 +114,7 @@ def publish_reranker(registry: Registry, model_dir: Path, spec: Reranker, seed: 
             Path(folder),
             name="reranker/test",
             lineage=Lineage(),
-            params={"component": "reranker", "spec": spec.model_dump(mode="json", exclude={"stages"})},
+            params=_params("reranker", spec),
         ).id
 
 

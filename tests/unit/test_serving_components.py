@@ -12,7 +12,7 @@ from _registry_helpers import write_files
 
 from backbone.errors import BackboneError
 from backbone.evaluation import interpolate, ranking
-from backbone.models import build_retriever, checkpoint_spec
+from backbone.models import CheckpointParams, build_retriever, checkpoint_spec
 from backbone.recipes import Inference
 from backbone.registry import DocumentEncoder, Lineage, Releases
 from backbone.selection import assignment
@@ -158,7 +158,7 @@ def _query_side_checkpoint(release: ServableRelease, model_dir: Path, tmp_path: 
         model[0].sub_modules["query"][0].auto_model.get_input_embeddings().weight.mul_(1.5)  # a "trained" query tower
     model.save(str(tmp_path / "model"))
     params = {
-        "component": "retriever",
+        **CheckpointParams.of(served).model_dump(mode="json", exclude_none=True),
         "spec": spec.model_dump(mode="json", exclude={"stages"}),
         "document_encoder": DocumentEncoder(mode="frozen", checkpoint=served.id).model_dump(mode="json"),
     }

@@ -14,7 +14,7 @@ from sentence_transformers import SentenceTransformer
 from backbone.data import build_subset, dataset_checksum, load_stard, prepare_dataset
 from backbone.errors import BackboneError
 from backbone.evaluation import DenseIndex, evaluate
-from backbone.models import build_retriever, encode_passages
+from backbone.models import CheckpointParams, build_retriever, encode_passages
 from backbone.recipes import Recipe, recipe_hash
 from backbone.registry import Lineage, Registry, index_key
 from backbone.training import baseline_rows, reranker_candidates, stage_cache_key
@@ -71,7 +71,12 @@ def _publish_base_retriever(recipe: Recipe, dataset: Path, registry: Registry, f
         folder / "model",
         name="retriever/base",
         lineage=lineage,
-        params={"component": "retriever", "stage": "base", "spec": spec.model_dump(mode="json", exclude={"stages"})},
+        params=CheckpointParams(
+            component="retriever",
+            stage="base",
+            base_model=spec.model,
+            spec=spec.model_dump(mode="json", exclude={"stages"}),
+        ).model_dump(mode="json", exclude_none=True),
         cache_key=stage_cache_key(recipe, "retriever", "base", None, data),
     )
     inputs = build_stage_inputs(recipe, spec, None, dataset)

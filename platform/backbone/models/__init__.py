@@ -7,7 +7,7 @@ for inference (:func:`encode_queries`, :func:`encode_passages`, :func:`score_pai
 stage on either.
 """
 
-from backbone.models.checkpoints import checkpoint_spec
+from backbone.models.checkpoints import CheckpointParams, checkpoint_spec, reranker_spec, retriever_spec
 from backbone.models.freezing import prepare_for_training
 from backbone.models.lora import DEFAULT_TARGET_MODULES, add_lora, merge_lora
 from backbone.models.modes import evaluating
@@ -37,6 +37,7 @@ __all__ = [
     "DEFAULT_TARGET_MODULES",
     "JUDGE_INSTRUCTION",
     "YES_NO_CHAT_TEMPLATE",
+    "CheckpointParams",
     "add_lora",
     "build_reranker",
     "build_retriever",
@@ -54,7 +55,9 @@ __all__ = [
     "prepare_for_training",
     "query_prompt",
     "reranker_features",
+    "reranker_spec",
     "retriever_features",
     "retriever_prompts",
+    "retriever_spec",
     "score_pairs",
 ]

@@ -11,8 +11,7 @@ from ranx.statistical_tests import fisher_randomization_test
 
 from backbone.data import find_dataset, read_manifest
 from backbone.errors import BackboneError
-from backbone.models import checkpoint_spec
-from backbone.recipes import Reranker, Retriever
+from backbone.models import reranker_spec, retriever_spec
 from backbone.registry import Registry, ReleaseRecord, Releases
 from backbone.selection.assignment import Assignment, latency_ms, per_query_metric
 from backbone.selection.evidence import Evidence, gather_evidence
@@ -144,13 +143,7 @@ def _dataset_of(registry: Registry, records: list[ReleaseRecord]) -> Path:
 def _evidence(registry: Registry, record: ReleaseRecord, dataset_dir: Path, split: str) -> Evidence:
     retriever = registry.get(record.retriever.checkpoint)
     reranker = registry.get(record.reranker.checkpoint)
-    retriever_spec, reranker_spec = checkpoint_spec(retriever), checkpoint_spec(reranker)
-    if not isinstance(retriever_spec, Retriever) or not isinstance(reranker_spec, Reranker):
-        raise BackboneError(
-            f"release {record.name} v{record.version} serves a {retriever.params.get('component')} as its retriever "
-            f"and a {reranker.params.get('component')} as its reranker"
-        )
-    specs = (retriever_spec, reranker_spec)
+    specs = (retriever_spec(retriever), reranker_spec(reranker))
     if split not in read_manifest(dataset_dir).counts.splits:
         raise BackboneError(f"dataset {dataset_dir} has no split {split!r}")
     inputs = search_inputs(dataset_dir, split, *specs)

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from backbone.data import read_manifest
 from backbone.errors import BackboneError
 from backbone.evaluation import Run, deepest_cutoff, evaluate, evaluate_per_query, write_trec_run
-from backbone.models import checkpoint_spec
+from backbone.models import checkpoint_spec, reranker_spec, retriever_spec
 from backbone.recipes import Reranker, Retriever
 from backbone.registry import Registry, ReleaseRecord, Releases
 from backbone.selection.assignment import Assignment, end_to_end_run
@@ -238,14 +238,9 @@ def _evaluate_checkpoint(
     return Evaluation(checkpoint, dataset_dir, split, len(inputs.qrels), metrics, scored, [], notes, evidence.work)
 
 
-def _specs(registry: Registry, retriever: str, reranker: str | None) -> tuple[Retriever, Reranker]:
-    retriever_spec = checkpoint_spec(registry.get(retriever))
-    if not isinstance(retriever_spec, Retriever):
-        raise BackboneError(f"{retriever} is a reranker checkpoint, not a retriever")
-    reranker_spec = checkpoint_spec(registry.get(reranker)) if reranker else Reranker(model=retriever_spec.model)
-    if not isinstance(reranker_spec, Reranker):
-        raise BackboneError(f"{reranker} is a retriever checkpoint, not a reranker")
-    return retriever_spec, reranker_spec
+def _specs(registry: Registry, retriever_id: str, reranker_id: str | None) -> tuple[Retriever, Reranker]:
+    retriever = retriever_spec(registry.get(retriever_id))
+    return retriever, reranker_spec(registry.get(reranker_id)) if reranker_id else Reranker(model=retriever.model)
 
 
 def _scored(

@@ -28,6 +28,7 @@ from backbone.serving.auth import ApiKeys
 from backbone.serving.config import GatewayConfig, Limits
 from backbone.serving.http_errors import BodySizeLimit, RequestId, install_error_handlers, request_id
 from backbone.serving.metrics import CountRequests, GatewayMetrics
+from backbone.serving.openapi import with_limits
 from backbone.serving.schemas import (
     ComponentInfo,
     Embedding,
@@ -70,6 +71,16 @@ install_error_handlers(api)
 # defaults (no key asked: until then every route but /healthz answers 503).
 _current_limits: list[Limits] = [Limits()]
 _current_key_hashes: list[list[str]] = [[]]
+_current_applications: list[list[str]] = [[]]
+_fastapi_openapi = api.openapi
+
+
+def _served_openapi() -> dict[str, Any]:
+    """/openapi.json: FastAPI's document with the limits and applications of the config in force (openapi.py)."""
+    return with_limits(_fastapi_openapi(), _current_limits[0], _current_applications[0])
+
+
+api.openapi = _served_openapi  # type: ignore[method-assign]
 api.add_middleware(BodySizeLimit, limit=lambda: _current_limits[0].max_body_bytes)
 api.add_middleware(ApiKeys, hashes=lambda: _current_key_hashes[0])  # before the body is read
 metrics = GatewayMetrics()
@@ -121,6 +132,7 @@ class Gateway:
         self._config = GatewayConfig.model_validate(user_config)
         _current_limits[0] = self._config.limits
         _current_key_hashes[0] = list(self._config.api_key_hashes)
+        _current_applications[0] = list(self._config.applications)
         metrics.release_version.clear()
         metrics.release_version.labels(release=self._config.release).set(self._config.release_version)
 
@@ -177,8 +189,8 @@ class Gateway:
             raise HTTPException(404, f"application: unknown {request.application!r}; known applications: {known}")
         http.state.application = request.application  # a known name only: the metrics' label values stay few
         _refuse_over(len(request.query), config.limits.max_query_chars, "query characters")
-        top_n = request.top_n or settings.top_n
-        _refuse_over(top_n, min(settings.k, config.limits.max_top_n), "top_n")
+        _refuse_over(request.top_n or 0, config.limits.max_top_n, "top_n")
+        top_n = min(request.top_n or settings.top_n, settings.k)  # no more results than candidates
         candidates, retriever, index = await self._call(
             self._retriever.search.remote(request.query, settings.k), config.retrieve_timeout_s, "retriever", "search"
         )
@@ -238,8 +250,8 @@ class Gateway:
         _refuse_over(len(texts), limits.max_documents, "documents")
         for position, text in enumerate(texts):
             _refuse_over(len(text), limits.max_document_chars, f"documents.{position} characters")
-        top_n = request.top_n or len(texts)
-        _refuse_over(top_n, min(len(texts), limits.max_top_n), "top_n")
+        _refuse_over(request.top_n or 0, limits.max_top_n, "top_n")
+        top_n = min(request.top_n or len(texts), len(texts))  # as Cohere's: at most every document
         scores, checkpoint = await self._call(
             self._reranker.score_documents.remote(request.query, texts),
             self.config.rerank_endpoint_timeout_s,

@@ -15,7 +15,7 @@ from ray import serve
 from sentence_transformers import CrossEncoder
 
 from backbone.errors import BackboneError
-from backbone.models import checkpoint_spec, load_reranker, passage_text, score_pairs
+from backbone.models import load_reranker, passage_text, reranker_spec, score_pairs
 from backbone.models.precision import resolve_precision
 from backbone.recipes import Inference, Reranker
 from backbone.registry import Registry
@@ -45,9 +45,7 @@ class LoadedReranker:
         """
         registry = Registry(config.registry)
         checkpoint = registry.get(config.checkpoint)
-        spec = checkpoint_spec(checkpoint)
-        if not isinstance(spec, Reranker):
-            raise BackboneError(f"reranker checkpoint {checkpoint.id} is a {checkpoint.params['component']}")
+        spec = reranker_spec(checkpoint)
         if config.inference is not None:
             spec = spec.model_copy(update={"inference": config.inference})
         model = load_reranker(str(registry.materialize(checkpoint.id)), spec)

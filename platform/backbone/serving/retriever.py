@@ -25,7 +25,7 @@ from sentence_transformers import SentenceTransformer
 from backbone.data import dataset_checksum, load_dataset
 from backbone.errors import BackboneError
 from backbone.evaluation import DenseIndex
-from backbone.models import checkpoint_spec, encode_passages, encode_queries, load_retriever, retriever_prompts
+from backbone.models import encode_passages, encode_queries, load_retriever, retriever_prompts, retriever_spec
 from backbone.models.precision import resolve_precision
 from backbone.recipes import Inference, Retriever
 from backbone.registry import DOCUMENTS_FILE, ArtifactKind, Registry, check_index_serves
@@ -68,9 +68,7 @@ class LoadedRetriever:
         """
         registry = Registry(config.registry)
         checkpoint = registry.get(config.checkpoint)
-        spec = checkpoint_spec(checkpoint)
-        if not isinstance(spec, Retriever):
-            raise BackboneError(f"retriever checkpoint {checkpoint.id} is a {checkpoint.params['component']}")
+        spec = retriever_spec(checkpoint)
         if config.inference is not None:
             spec = spec.model_copy(update={"inference": config.inference})
         index_manifest = registry.get(config.index)

@@ -3,7 +3,8 @@
 ``/v1/embeddings`` follows OpenAI's embeddings API and ``/v1/rerank`` Cohere's rerank API, so their clients work
 unchanged; ``/v1/search`` is backbone's own. Every request model forbids unknown fields, so a misspelt field is a
 422 that names it rather than a silently ignored option. Size limits that depend on the deployment's
-:class:`~backbone.serving.config.Limits` are checked by the gateway; the bounds here hold for every deployment.
+:class:`~backbone.serving.config.Limits` are checked by the gateway and written into the OpenAPI document it serves
+(``openapi.py``); the bounds here hold for every deployment.
 """
 
 from __future__ import annotations
@@ -45,7 +46,10 @@ class SearchRequest(BaseModel):
     query: str = Field(min_length=1, max_length=_HARD_TEXT_CHARS, description="The question, in plain text.")
     application: str = Field("default", min_length=1, description="The application whose settings apply.")
     top_n: int | None = Field(
-        None, ge=1, description="Results wanted; default the application's top_n, at most its k (candidates)."
+        None,
+        ge=1,
+        description="Results wanted; default the application's top_n. More than the application's k (its "
+        "candidates) answers k.",
     )
 
     _query_not_blank = field_validator("query")(_not_blank)
@@ -174,7 +178,9 @@ class RerankRequest(BaseModel):
 
     query: str = Field(min_length=1, max_length=_HARD_TEXT_CHARS, description="The query.")
     documents: list[str | RerankDocument] = Field(min_length=1, description="Documents to score against the query.")
-    top_n: int | None = Field(None, ge=1, description="Results wanted, best first; default all documents.")
+    top_n: int | None = Field(
+        None, ge=1, description="Results wanted, best first; default all documents, and never more than them."
+    )
     return_documents: bool = Field(False, description="Whether each result repeats its document.")
     model: str | None = Field(None, description="Accepted for compatibility; the release's reranker scores.")
     max_chunks_per_doc: int | None = Field(None, description="Accepted for compatibility; documents are not chunked.")

@@ -19,7 +19,7 @@ from sentence_transformers import SentenceTransformer
 from backbone.errors import BackboneError
 from backbone.evaluation import BM25, DenseIndex
 from backbone.evaluation.ranking import Run
-from backbone.models import checkpoint_spec, encode_queries, load_retriever
+from backbone.models import encode_queries, load_retriever, retriever_spec
 from backbone.recipes import Retriever
 from backbone.registry import Registry
 
@@ -124,7 +124,7 @@ class RetrieverCandidates:
             BackboneError: the index does not hold exactly the stage's corpus.
         """
         registry = Registry(self.registry_uri)
-        spec = checkpoint_spec(registry.get(self.checkpoint_id))
+        spec = retriever_spec(registry.get(self.checkpoint_id))
         index = DenseIndex.load(registry.materialize(self.index_id))
         if sorted(index.doc_ids) != sorted(corpus_ids):
             raise BackboneError(

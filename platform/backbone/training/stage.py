@@ -16,6 +16,7 @@ from backbone.component_name import ComponentName
 from backbone.data import dataset_checksum, load_dataset
 from backbone.errors import BackboneError
 from backbone.model_paths import resolve_model
+from backbone.models import CheckpointParams
 from backbone.ray_runtime import resolve_use_gpu
 from backbone.recipes import Recipe, Resources, recipe_hash
 from backbone.registry import (
@@ -224,18 +225,17 @@ def run_stage(
     )
     result = trainer.fit()
     lineage = Lineage(parents=[parent.id] if parent else [], recipe_hash=recipe_hash(recipe), dataset_checksum=data)
-    params = {
-        "component": component,
-        "stage": stage_name,
-        "base_model": spec.model,
-        "spec": spec.model_dump(mode="json", exclude={"stages"}),
-        "stage_spec": stage.model_dump(mode="json") if stage else None,
-        "workers": run.workers,
-        "use_gpu": run.use_gpu,
-        "train_precision": recipe.resources.train_precision,
-    }
-    if isinstance(candidates, RetrieverCandidates):
-        params["candidates_from"] = candidates.checkpoint_id
+    params = CheckpointParams(
+        component=component,
+        stage=stage_name,
+        base_model=spec.model,
+        spec=spec.model_dump(mode="json", exclude={"stages"}),
+        stage_spec=stage.model_dump(mode="json") if stage else None,
+        workers=run.workers,
+        use_gpu=run.use_gpu,
+        train_precision=recipe.resources.train_precision,
+        candidates_from=candidates.checkpoint_id if isinstance(candidates, RetrieverCandidates) else None,
+    ).model_dump(mode="json", exclude_none=True)
     if component == "retriever":
         frozen_parent = parent if spec.document_encoder == "frozen" else None
         carried = DocumentEncoder(
