@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from math import log2
 
+import numpy as np
 import pytest
+import ranx
 
 from backbone.errors import BackboneError
 from backbone.evaluation import deepest_cutoff, evaluate, evaluate_per_query
@@ -102,3 +104,13 @@ def test_deepest_cutoff_reads_the_largest_k() -> None:
     assert deepest_cutoff(["recall@20", "ndcg@10", "recall@100", "mrr@10"]) == 100
     with pytest.raises(BackboneError):
         deepest_cutoff(["bleu@4"])
+
+
+def test_the_figures_equal_ranx_evaluate_on_runs_without_ties() -> None:
+    """metrics.py calls ranx's metric functions directly (docs/architecture.md says why); its public evaluate agrees."""
+    rng = np.random.default_rng(0)
+    qrels = {f"q{i}": {f"d{j}": int(rng.integers(1, 3)) for j in rng.choice(50, 3, replace=False)} for i in range(20)}
+    scored = [zip(rng.choice(50, 30, replace=False), rng.permutation(30), strict=True) for _ in range(20)]
+    run = {f"q{i}": {f"d{j}": float(score) for j, score in pairs} for i, pairs in enumerate(scored)}
+    metrics = ["ndcg@10", "mrr@10", "recall@20", "precision@5", "map@10"]
+    assert evaluate(qrels, run, metrics) == pytest.approx(ranx.evaluate(ranx.Qrels(qrels), ranx.Run(run), metrics))
