@@ -40,6 +40,9 @@ def test_search_without_reranking_keeps_the_retriever_order(served) -> None:
     assert body["versions"]["reranker"] is None
     assert [hit["score"] for hit in body["results"]] == [hit["retriever_score"] for hit in body["results"]]
     assert len(body["results"]) == 4
+    # More results than the application's k (5 candidates) answers k, as a schema-valid request must be accepted.
+    wide = served.http.post("/v1/search", json={"query": QUERY, "application": "fast", "top_n": 9}).json()
+    assert len(wide["results"]) == 5
 
 
 def test_unknown_application_is_a_404_listing_the_known_ones(served) -> None:
@@ -83,6 +86,9 @@ def test_rerank_is_cohere_compatible(served) -> None:
     assert [result["document"]["text"] for result in results] == [texts[result["index"]] for result in results]
     plain = served.http.post("/v1/rerank", json={"query": QUERY, "documents": texts}).json()["results"]
     assert len(plain) == 3 and all("document" not in result for result in plain)
+    # top_n past the documents answers every document once (Cohere's behaviour).
+    every = served.http.post("/v1/rerank", json={"query": QUERY, "documents": texts, "top_n": 7}).json()["results"]
+    assert sorted(result["index"] for result in every) == [0, 1, 2]
 
 
 def test_info_health_and_openapi(served) -> None:
@@ -112,7 +118,11 @@ def test_info_health_and_openapi(served) -> None:
     assert served.http.get("/docs").status_code == 200
     schema = served.http.get("/openapi.json").json()
     assert {"/v1/search", "/v1/embeddings", "/v1/rerank", "/v1/info", "/healthz", "/readyz"} <= set(schema["paths"])
-    assert schema["components"]["schemas"]["SearchRequest"]["examples"][0]["query"] == QUERY
+    search = schema["components"]["schemas"]["SearchRequest"]
+    assert search["examples"][0]["query"] == QUERY
+    # The document declares the limits this gateway enforces and the release's applications (openapi.py).
+    assert search["properties"]["query"]["maxLength"] == info["limits"]["max_query_chars"]
+    assert search["properties"]["application"]["enum"] == ["default", "fast", "search"]
 
 
 BAD_REQUESTS = [
@@ -121,7 +131,7 @@ BAD_REQUESTS = [
     ("/v1/search", {"query": "   "}, 422, "body.query: Value error, must contain some text"),
     ("/v1/search", {"query": 5}, 422, "body.query: Input should be a valid string"),
     ("/v1/search", {"query": "x" * 2001}, 422, "query characters: 2001 is over the limit of 2000"),
-    ("/v1/search", {"query": "x", "top_n": 9}, 422, "top_n: 9 is over the limit of 8"),
+    ("/v1/search", {"query": "x", "top_n": 101}, 422, "top_n: 101 is over the limit of 100"),
     ("/v1/search", {"query": "x", "top_n": "many"}, 422, "body.top_n: Input should be a valid integer"),
     ("/v1/search", {"query": "x", "k": 3}, 422, "body.k: Extra inputs are not permitted"),
     ("/v1/search", ["x"], 422, "body: Input should be a valid dictionary"),
@@ -132,7 +142,7 @@ BAD_REQUESTS = [
     ("/v1/rerank", {"query": "x", "documents": []}, 422, "body.documents: List should have at least 1 item"),
     ("/v1/rerank", {"query": "x", "documents": ["a"] * 257}, 422, "documents: 257 is over the limit of 256"),
     ("/v1/rerank", {"query": "x", "documents": [1]}, 422, "body.documents.0"),
-    ("/v1/rerank", {"query": "x", "documents": ["a"], "top_n": 2}, 422, "top_n: 2 is over the limit of 1"),
+    ("/v1/rerank", {"query": "x", "documents": ["a"], "top_n": 101}, 422, "top_n: 101 is over the limit of 100"),
     ("/v1/rerank", {"query": "x", "documents": ["a" * 20001]}, 422, "documents.0 characters: 20001 is over"),
     ("/v1/rerank", {"query": "x", "documents": ["a" * 2_000_000]}, 413, "request body: larger than the limit"),
 ]

@@ -11,7 +11,9 @@ from ray.serve.schema import DeploymentSchema, ServeDeploySchema
 
 from backbone.errors import BackboneError
 from backbone.registry import AppSettings
-from backbone.serving.config import GatewayConfig, RerankerConfig, RetrieverConfig, Scaling, ServingScaling
+from backbone.serving.config import GatewayConfig, Limits, RerankerConfig, RetrieverConfig, Scaling, ServingScaling
+from backbone.serving.gateway import api
+from backbone.serving.openapi import with_limits
 from backbone.serving.schemas import EmbeddingRequest, InfoResponse, RerankRequest, SearchRequest
 from backbone.serving.serve_config import load_scaling
 
@@ -25,6 +27,28 @@ def test_requests_forbid_unknown_fields_and_blank_text() -> None:
         SearchRequest.model_validate({"query": " \n"})
     with pytest.raises(ValidationError, match="text 1 is empty"):
         EmbeddingRequest.model_validate({"input": ["合同", " "]})
+
+
+def test_the_served_openapi_document_declares_the_limits_and_applications() -> None:
+    limits = Limits(max_query_chars=300, max_document_chars=900, max_documents=7, max_inputs=5, max_top_n=12)
+    fastapi_document = api.openapi()
+    schemas = with_limits(fastapi_document, limits, ["search", "api"])["components"]["schemas"]
+    search, rerank = schemas["SearchRequest"]["properties"], schemas["RerankRequest"]["properties"]
+    assert (search["query"]["maxLength"], rerank["query"]["maxLength"]) == (300, 300)
+    assert search["application"]["enum"] == ["api", "search"]
+    assert "default" not in search["application"]  # the model's default 'default' is no application of this release
+    assert search["top_n"]["anyOf"][0]["maximum"] == rerank["top_n"]["anyOf"][0]["maximum"] == 12
+    assert rerank["documents"]["maxItems"] == 7
+    assert rerank["documents"]["items"]["anyOf"][0]["maxLength"] == 900
+    assert schemas["RerankDocument"]["properties"]["text"]["maxLength"] == 900
+    text, texts = schemas["EmbeddingRequest"]["properties"]["input"]["anyOf"]
+    assert (text["maxLength"], texts["maxItems"], texts["items"]["maxLength"]) == (900, 5, 900)
+    # A whitespace-only text is invalid by the document too (ECMA-262 pattern, unanchored: some non-space).
+    assert text["pattern"] == search["query"]["pattern"] == r"\S"
+    # FastAPI's own document is left as it was; an application named 'default' keeps its default.
+    assert "enum" not in fastapi_document["components"]["schemas"]["SearchRequest"]["properties"]["application"]
+    kept = with_limits(fastapi_document, limits, ["default"])["components"]["schemas"]["SearchRequest"]
+    assert kept["properties"]["application"]["default"] == "default"
 
 
 def test_info_shows_each_applications_weight_and_deadline() -> None:

@@ -73,14 +73,11 @@ _current_limits: list[Limits] = [Limits()]
 _current_key_hashes: list[list[str]] = [[]]
 _current_applications: list[list[str]] = [[]]
 _fastapi_openapi = api.openapi
-
-
-def _served_openapi() -> dict[str, Any]:
-    """/openapi.json: FastAPI's document with the limits and applications of the config in force (openapi.py)."""
-    return with_limits(_fastapi_openapi(), _current_limits[0], _current_applications[0])
-
-
-api.openapi = _served_openapi  # type: ignore[method-assign]
+# /openapi.json: FastAPI's document with the limits and applications of the config in force (openapi.py). A lambda,
+# as the middlewares' readers above: Serve ships the ingress app and this module's lambdas to the replica by value,
+# with one copy of the _current_* lists that reconfigure() writes; a module-level def would travel by reference and
+# read the replica's own lists, which nothing writes.
+api.openapi = lambda: with_limits(_fastapi_openapi(), _current_limits[0], _current_applications[0])  # type: ignore[method-assign]
 api.add_middleware(BodySizeLimit, limit=lambda: _current_limits[0].max_body_bytes)
 api.add_middleware(ApiKeys, hashes=lambda: _current_key_hashes[0])  # before the body is read
 metrics = GatewayMetrics()
