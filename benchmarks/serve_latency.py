@@ -1,7 +1,7 @@
 """Latency and throughput of the served backbone over HTTP, against the same pipeline in-process and infinity-emb.
 
 Run (about 5 minutes on 2 CPU cores; keep the machine otherwise idle):
-    RAY_USAGE_STATS_ENABLED=0 RAY_AUTH_MODE=disabled HF_HUB_OFFLINE=1 python benchmarks/serve_latency.py
+    RAY_USAGE_STATS_ENABLED=0 RAY_AUTH_MODE=token HF_HUB_OFFLINE=1 python benchmarks/serve_latency.py
 Options: --model (a sentence-transformers folder; default all-MiniLM-L6-v2 from $BACKBONE_MODELS_DIR), --release
 (measure that release of the registry instead, as ``backbone deploy`` serves it, on real STARD queries from --stard),
 --precision (both components' inference precision, in Serve and in-process alike; default each checkpoint's own),

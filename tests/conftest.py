@@ -12,6 +12,11 @@ from pathlib import Path
 
 import pytest
 
+# Ray's token auth is on for every Ray the tests start and every client they run, as in the README's local flow
+# (cluster/head_node.py: RAY_AUTH). Set before anything imports Ray: a process reads the mode once, and a client
+# that first looked for a token with auth off keeps finding none.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+
 from tiny_models import build_tiny_decoder, build_tiny_encoder
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -32,7 +32,7 @@ from typing import Any
 from unittest.mock import patch
 
 import ray
-from head_node import REPO, free_port, head_node, worker_pythonpath
+from head_node import RAY_AUTH, REPO, free_port, head_node, worker_pythonpath
 from ray.autoscaler._private.util import validate_config
 
 from backbone.cluster import load_cluster_config
@@ -152,8 +152,8 @@ def fake_cluster(idle_timeout_minutes: float = 0.1, cpus_per_node: int = 1) -> I
         config_file.write_text(json.dumps(config), encoding="utf-8")
         fake_env = {"RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1"}
         with head_node(head_cpus, gcs, [f"--autoscaling-config={config_file}"], fake_env):
-            # This driver talks to the head without a token, as the head expects (see head_node.ray_env).
-            driver_env = patch.dict(os.environ, {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"})
+            # This driver sends the head's token, as every client does (see head_node.RAY_AUTH).
+            driver_env = patch.dict(os.environ, {**RAY_AUTH, "RAY_USAGE_STATS_ENABLED": "0"})
             driver_env.start()
             ray.init(
                 address=f"127.0.0.1:{gcs}",

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -23,10 +24,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+RAY_AUTH = {"RAY_AUTH_MODE": "token"}
+"""Ray's token auth, on for every head and client of the tests as in the README's local flow: each side reads the
+token from ~/.ray/auth_token (where a local ``ray.init`` or ``ray get-auth-token --generate`` writes it)."""
+
+
 def ray_env() -> dict[str, str]:
-    """The environment of the head and of every client: token auth off on both sides (Ray 2.60's
-    CLI clients do not read the token a local head writes, so both run with it off, on loopback)."""
-    return {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+    """The environment of the head and of every client: usage reporting off, Ray's token auth on (``RAY_AUTH``)."""
+    return {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **RAY_AUTH}
 
 
 def worker_pythonpath() -> str:
@@ -54,6 +59,8 @@ def head_node(
         extra_env: further environment of the head and everything it starts.
     """
     dashboard, gcs = free_port(), gcs or free_port()
+    # The token the head and its clients share: generated once, kept when it exists (the README's local flow).
+    subprocess.run(["ray", "get-auth-token", "--generate"], env=ray_env(), capture_output=True, check=True)
     log = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the head; closed in the finally below)
     process = subprocess.Popen(
         [
@@ -86,6 +93,8 @@ def head_node(
         while True:
             try:
                 urllib.request.urlopen(f"{address}/api/version", timeout=2)
+                break
+            except urllib.error.HTTPError:  # any HTTP answer (a 401 without the token) means the dashboard serves
                 break
             except OSError:
                 if time.monotonic() > deadline or process.poll() is not None:

@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 import yaml
-from head_node import free_port, ray_env
+from head_node import RAY_AUTH, free_port, ray_env
 from safetensors.torch import load_file
 from sentence_transformers import CrossEncoder, SentenceTransformer
 from typer.testing import CliRunner
@@ -29,7 +29,8 @@ STAGES = ["alignment", "refinement", "calibration"]
 
 
 def write_decoder_recipe(folder: Path, stard_dir: Path, model_dir: Path) -> Path:
-    """stard-qwen3.yaml's shape over a tiny Qwen3: the same families, scorings, losses and negatives, scaled down."""
+    """stard-qwen3.yaml's shape over a tiny Qwen3: the same families, scorings, losses, negatives and gradient
+    checkpointing, scaled down."""
     lora = {"method": "lora", "rank": 4, "alpha": 8, "dropout": 0.0}
     data = {"tables": ["train"], "max_examples": 32}
     common = {"data": data, "batch_size": 4, "learning_rate": 1e-3, "finetune": lora}
@@ -60,6 +61,7 @@ def write_decoder_recipe(folder: Path, stard_dir: Path, model_dir: Path) -> Path
             # Room for the instruction and the query: the prompt counts in max_query_length.
             "max_query_length": 64,
             "max_passage_length": 64,
+            "gradient_checkpointing": True,  # as stard-qwen3.yaml: recomputed activations, through Ray Train's DDP
             "stages": stages(retriever_losses),
         },
         "reranker": {
@@ -70,6 +72,7 @@ def write_decoder_recipe(folder: Path, stard_dir: Path, model_dir: Path) -> Path
             # The tiny byte-level vocabulary spends about 200 tokens on the yes/no template.
             "max_length": 320,
             "max_query_length": 32,
+            "gradient_checkpointing": True,
             "stages": stages(reranker_losses),
         },
         "resources": {"workers": 2},
@@ -123,7 +126,7 @@ def served_decoder(decoder_pipeline: DecoderPipeline, tiny_head: str) -> Iterato
     """The release deployed with ``backbone deploy`` on the shared loopback head; Serve shut down afterwards."""
     port = free_port()
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("RAY_AUTH_MODE", "disabled")
+        env.setenv("RAY_AUTH_MODE", RAY_AUTH["RAY_AUTH_MODE"])
         args = ["deploy", "tiny-decoder", "--registry", decoder_pipeline.registry.uri, "--port", str(port)]
         result = CliRunner().invoke(app, [*args, "--address", tiny_head])
     assert result.exit_code == 0, f"{result.output} {result.exception!r}"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from head_node import free_port, ray_env, submit
+from head_node import RAY_AUTH, free_port, ray_env, submit
 from tiny_pipeline import TinyPipeline
 from typer.testing import CliRunner
 
@@ -29,9 +29,9 @@ def test_pipeline_job_then_deploy_search_rollback_status(
     tiny_pipeline: TinyPipeline, tiny_head: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # What the cluster's start commands and the user's shell set (docs/cluster.md): the registry, the dashboard
-    # address, token auth off.
+    # address, Ray's token auth on.
     env_vars = {"BACKBONE_HOME": str(tiny_pipeline.home), "BACKBONE_REGISTRY": str(tiny_pipeline.registry)}
-    for name, value in {**env_vars, "RAY_DASHBOARD_ADDRESS": tiny_head, "RAY_AUTH_MODE": "disabled"}.items():
+    for name, value in {**env_vars, "RAY_DASHBOARD_ADDRESS": tiny_head, **RAY_AUTH}.items():
         monkeypatch.setenv(name, value)
 
     # ray job submit --address ... --working-dir . -- python jobs/pipeline.py --recipe RECIPE

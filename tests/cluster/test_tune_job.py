@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from head_node import REPO, head_node, ray_env, submit
+from head_node import RAY_AUTH, REPO, head_node, ray_env, submit
 from ray.job_submission import JobStatus, JobSubmissionClient
 from tiny_pipeline import TinyPipeline
 
@@ -48,7 +48,7 @@ def test_an_interrupted_search_job_resumes(tiny_pipeline: TinyPipeline, monkeypa
     shutil.rmtree(registry / "ray-tune")  # forget the finished search, so this job starts it afresh
     env_vars = {"BACKBONE_HOME": str(tiny_pipeline.home), "BACKBONE_REGISTRY": str(registry)}
     entrypoint = ["python", "jobs/tune.py", "--recipe", str(tiny_pipeline.recipe)]
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # the job client talks to a head without token auth
+    monkeypatch.setenv("RAY_AUTH_MODE", RAY_AUTH["RAY_AUTH_MODE"])  # the job client sends the head's token
     started = time.time()
     # A head of its own: a head that served an earlier job may have dropped that job's working-dir package from its
     # store while still listing it, and a new job reusing the package then fails to set up.

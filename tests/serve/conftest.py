@@ -71,7 +71,7 @@ class Served:
 
 @pytest.fixture(scope="session")
 def served(tiny_encoder_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """The tiny release, written to S3, served on a private head; Ray's token auth is off on head and clients alike.
+    """The tiny release, written to S3, served on a private head; Ray's token auth is on, for head and clients alike.
 
     The head starts inside the S3 server's environment, so its replicas get the AWS variables a real node's
     environment or instance profile gives: credentials never appear in a config.
