@@ -73,7 +73,7 @@ def deploy(
     ] = False,
     address: AddressOption = None,
 ) -> None:
-    """Serve a release's current version on the running Ray cluster; wait until it answers."""
+    """Serve a release's current version on the running Ray cluster; wait until Serve runs it."""
     # Serve and the models load only when a command runs.
     from backbone.serving import auth, cluster, serve_config
     from backbone.serving import deploy as serving
@@ -82,7 +82,7 @@ def deploy(
     record, _ = serving.deploy(
         release,
         Registry(registry),
-        cluster.ServeCluster(address, api_key=keys[0] if keys else None),
+        cluster.ServeCluster(address),
         documents=documents,
         host=host,
         port=port,

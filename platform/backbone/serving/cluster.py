@@ -1,6 +1,8 @@
 """The Serve application on a running Ray cluster: apply a config and wait until it serves, read what runs.
 
-The cluster is reached through its dashboard's Serve REST API, as ``serve deploy`` reaches it.
+The cluster is reached only through its dashboard's Serve REST API, as ``serve deploy`` and ``serve status`` reach
+it (Ray's ``ServeSubmissionClient``, which also sends the cluster's auth token): a laptop tunnelled to the dashboard
+can deploy, roll back and wait, without reaching the HTTP port the application serves on.
 """
 
 from __future__ import annotations
@@ -8,19 +10,14 @@ from __future__ import annotations
 import json
 import os
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 from ray.dashboard.modules.serve.sdk import ServeSubmissionClient
 
 from backbone.errors import BackboneError
-from backbone.serving.auth import API_KEYS_ENV, read_api_keys
-from backbone.serving.serve_config import APP_NAME, config_versions, deployment_configs
+from backbone.serving.serve_config import APP_NAME, deployment_configs
 
 DEFAULT_DASHBOARD = "http://127.0.0.1:8265"
-_REFUSED = "401"
-_REFUSED_FOR_S = 15.0  # how long apply() waits on 401s before it says the key is wrong
 
 
 class ServeCluster:
@@ -28,17 +25,14 @@ class ServeCluster:
 
     Args:
         address: the dashboard's HTTP address; default ``$RAY_DASHBOARD_ADDRESS``, else ``http://127.0.0.1:8265``.
-        api_key: the key :meth:`apply` sends while it waits on ``/v1/info`` of a gateway that asks for keys;
-            default the first of ``$BACKBONE_API_KEYS``.
 
     Example:
         >>> ServeCluster().deployed()["applications"][0]["name"]  # doctest: +SKIP
         'backbone'
     """
 
-    def __init__(self, address: str | None = None, api_key: str | None = None) -> None:
+    def __init__(self, address: str | None = None) -> None:
         self.address = address or os.environ.get("RAY_DASHBOARD_ADDRESS", DEFAULT_DASHBOARD)
-        self.api_key = api_key or next(iter(read_api_keys()), None)
         try:
             self._client = ServeSubmissionClient(self.address)
         except (ConnectionError, RuntimeError, ValueError) as err:
@@ -47,37 +41,29 @@ class ServeCluster:
             ) from None
 
     def apply(self, config: dict[str, Any], timeout_s: float = 300) -> None:
-        """Apply ``config`` and wait until every component serves the versions it names.
+        """Apply ``config`` and wait until Serve says every deployment runs it.
+
+        Serve's own view decides: the application ``RUNNING`` and each deployment ``HEALTHY`` with ``config``'s
+        settings as its target. A deployment is ``HEALTHY`` only once all its replicas run its target version
+        (``user_config`` included, where the artifacts are), so this waits for every replica's ``reconfigure()``.
 
         Raises:
-            BackboneError: the application failed to deploy, did not serve them within ``timeout_s``, or its
-                gateway refused :attr:`api_key` for ``_REFUSED_FOR_S`` s in a row.
+            BackboneError: the application failed to deploy, or did not run ``config`` within ``timeout_s``.
         """
         self._client.deploy_applications(config)
-        expected = config_versions(config)
-        url = f"http://{config['http_options']['host']}:{config['http_options']['port']}/v1/info"
         deadline = time.monotonic() + timeout_s
-        expects_key = bool(deployment_configs(config)["Gateway"].get("api_key_hashes"))
-        refused_since = None  # a 401 can come from the gateway's previous keys until it takes the new config
+        waiting_for: str | None = "the application"
         while time.monotonic() < deadline:
             app = self._client.get_serve_details().get("applications", {}).get(APP_NAME, {})
             if app.get("status") == "DEPLOY_FAILED":
                 raise BackboneError(f"deploy failed: {app.get('message', '')}")
-            if app.get("status") == "RUNNING":
-                # The gateway has the new config once it asks for a key exactly when the config has keys.
-                asks_key, served = _served_state(url, self.api_key)
-                if asks_key == expects_key and served == expected:
-                    return
-                wrong_key = asks_key and expects_key and served == _REFUSED
-                refused_since = (refused_since or time.monotonic()) if wrong_key else None
-                if refused_since is not None and time.monotonic() - refused_since > _REFUSED_FOR_S:
-                    raise BackboneError(
-                        f"the config was applied, but {url} answers 401 to "
-                        f"{'the API key given' if self.api_key else 'a request without a key'}, so whether it serves "
-                        f"is unknown: set ${API_KEYS_ENV} to one of the keys the gateway was deployed with"
-                    )
+            waiting_for = not_yet_running(config, app)
+            if waiting_for is None:
+                return
             time.sleep(1)
-        raise BackboneError(f"the application did not serve {expected} within {timeout_s:.0f} s; see `backbone status`")
+        raise BackboneError(
+            f"{waiting_for} did not run the applied config within {timeout_s:.0f} s; see `backbone status`"
+        )
 
     def deployed(self) -> dict[str, Any]:
         """The config the cluster runs now (as applied), for status and rollback.
@@ -121,27 +107,33 @@ class ServeCluster:
         }
 
 
-def _served_state(url: str, api_key: str | None) -> tuple[bool, dict[str, Any] | str | None]:
-    """Whether the gateway asks for a key, and what ``/v1/info`` answers (with ``api_key`` when it asks)."""
-    without_key = _served_versions(url, None)
-    if without_key != _REFUSED:
-        return False, without_key
-    return True, _served_versions(url, api_key) if api_key else _REFUSED
+def not_yet_running(config: dict[str, Any], app: dict[str, Any]) -> str | None:
+    """What of ``config`` Serve does not run yet, by ``app``'s details (``serve status``); ``None`` when all of it.
+
+    Args:
+        config: an applied Serve config (one application).
+        app: that application's entry in Serve's details (``ServeSubmissionClient.get_serve_details()``).
+
+    Example:
+        >>> not_yet_running(config, {"status": "DEPLOYING", "deployments": {}})  # doctest: +SKIP
+        'the application (DEPLOYING)'
+    """
+    if app.get("status") != "RUNNING":
+        return f"the application ({app.get('status', 'not deployed')})"
+    details = app.get("deployments", {})
+    # The config as the REST API receives it (JSON), to compare with what Serve reports back.
+    for deployment in json.loads(json.dumps(config["applications"][0]["deployments"])):
+        running = details.get(deployment["name"], {})
+        if running.get("status") != "HEALTHY":
+            return f"deployment {deployment['name']} ({running.get('status', 'not deployed')})"
+        # Until Serve's control loop takes a new config, the deployment is HEALTHY on its previous target.
+        if not _within(deployment, running.get("deployment_config", {})):
+            return f"deployment {deployment['name']} (still on its previous config)"
+    return None
 
 
-def _served_versions(url: str, api_key: str | None) -> dict[str, Any] | str | None:
-    """The versions ``/v1/info`` reports, ``_REFUSED`` on a 401, or ``None`` while it does not answer."""
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as response:
-            info = json.load(response)
-    except urllib.error.HTTPError as err:
-        return _REFUSED if err.code == 401 else None
-    except (OSError, json.JSONDecodeError):
-        return None
-    return {
-        "release_version": info["release_version"],
-        "retriever": info["retriever"]["checkpoint"],
-        "index": info["retriever"]["index"],
-        "reranker": info["reranker"]["checkpoint"],
-    }
+def _within(applied: Any, target: Any) -> bool:
+    """Whether ``target`` holds ``applied``: equal, or for dicts each applied key equal within (Serve adds defaults)."""
+    if isinstance(applied, dict) and isinstance(target, dict):
+        return all(key in target and _within(value, target[key]) for key, value in applied.items())
+    return bool(applied == target)

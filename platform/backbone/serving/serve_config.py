@@ -176,14 +176,3 @@ def served_index(record: ReleaseRecord) -> str:
 def deployment_configs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Each deployment's ``user_config`` in ``config``, by deployment name (the same dicts: edits go into it)."""
     return {deployment["name"]: deployment["user_config"] for deployment in config["applications"][0]["deployments"]}
-
-
-def config_versions(config: dict[str, Any]) -> dict[str, Any]:
-    """The release version and artifacts ``config`` serves, as the gateway's ``/v1/info`` reports them."""
-    configs = deployment_configs(config)
-    return {
-        "release_version": configs["Gateway"]["release_version"],
-        "retriever": configs["Retriever"]["checkpoint"],
-        "index": configs["Retriever"]["index"],
-        "reranker": configs["Reranker"]["checkpoint"],
-    }
