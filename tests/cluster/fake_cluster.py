@@ -91,13 +91,15 @@ def twin_config(
 
 
 @dataclass
-class NodeCounts:
-    """Alive nodes of the connected cluster, sampled once a second while the cluster runs.
+class Twin:
+    """The running twin: its dashboard, and its alive nodes sampled once a second while it runs.
 
     Args:
+        dashboard: the head's dashboard address (Serve's and the job API's), ``http://127.0.0.1:PORT``.
         samples: ``(seconds since start, alive nodes, of which with a GPU)``, in order; a test may clear it.
     """
 
+    dashboard: str
     samples: list[tuple[float, int, int]] = field(default_factory=list)
 
     def nodes(self) -> list[int]:
@@ -125,7 +127,7 @@ def wait_for_nodes(count: int, timeout_s: float) -> float:
 
 
 @contextmanager
-def fake_cluster(idle_timeout_minutes: float = 0.1, cpus_per_node: int = 1) -> Iterator[NodeCounts]:
+def fake_cluster(idle_timeout_minutes: float = 0.1, cpus_per_node: int = 1) -> Iterator[Twin]:
     """Start the twin of ``cluster.yaml``, connect this process to it, and sample its node count until it stops.
 
     Args:
@@ -133,7 +135,7 @@ def fake_cluster(idle_timeout_minutes: float = 0.1, cpus_per_node: int = 1) -> I
         cpus_per_node: the most CPUs any fake node gets.
 
     Example:
-        >>> with fake_cluster() as counts:  # doctest: +SKIP
+        >>> with fake_cluster() as twin:  # doctest: +SKIP
         ...     ray.get(ray.remote(num_cpus=1)(lambda: 1).remote())  # the autoscaler adds a cpu_worker
     """
     if ray.is_initialized():
@@ -151,7 +153,7 @@ def fake_cluster(idle_timeout_minutes: float = 0.1, cpus_per_node: int = 1) -> I
         config_file = Path(folder) / "autoscaling.json"
         config_file.write_text(json.dumps(config), encoding="utf-8")
         fake_env = {"RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1"}
-        with head_node(head_cpus, gcs, [f"--autoscaling-config={config_file}"], fake_env):
+        with head_node(head_cpus, gcs, [f"--autoscaling-config={config_file}"], fake_env) as dashboard:
             # This driver sends the head's token, as every client does (see head_node.RAY_AUTH).
             driver_env = patch.dict(os.environ, {**RAY_AUTH, "RAY_USAGE_STATS_ENABLED": "0"})
             driver_env.start()
@@ -161,11 +163,11 @@ def fake_cluster(idle_timeout_minutes: float = 0.1, cpus_per_node: int = 1) -> I
                 log_to_driver=False,
                 runtime_env={"env_vars": {"PYTHONPATH": worker_pythonpath()}},
             )
-            counts, stop = NodeCounts(), threading.Event()
-            sampler = threading.Thread(target=_sample, args=(counts, stop), daemon=True)
+            twin, stop = Twin(dashboard), threading.Event()
+            sampler = threading.Thread(target=_sample, args=(twin, stop), daemon=True)
             sampler.start()
             try:
-                yield counts
+                yield twin
             finally:
                 stop.set()
                 sampler.join()
@@ -173,10 +175,10 @@ def fake_cluster(idle_timeout_minutes: float = 0.1, cpus_per_node: int = 1) -> I
                 driver_env.stop()
 
 
-def _sample(counts: NodeCounts, stop: threading.Event) -> None:
+def _sample(twin: Twin, stop: threading.Event) -> None:
     start = time.monotonic()
     while not stop.is_set():
         nodes = alive_nodes()
         with_gpu = sum(1 for node in nodes if node["Resources"].get("GPU"))
-        counts.samples.append((round(time.monotonic() - start, 1), len(nodes), with_gpu))
+        twin.samples.append((round(time.monotonic() - start, 1), len(nodes), with_gpu))
         stop.wait(1.0)
