@@ -7,7 +7,8 @@ Quick smoke run with a tiny model (see tests/tiny_models.py):
 
 Four runs on the same model, data, global batch size and total torch threads, in this order: plain, ray-1, ray-2,
 plain again (two plain runs guard against the machine drifting; their mean is the baseline). Every run trains the
-recipe's first retriever stage (InfoNCE over in-batch negatives) through the same ``train_steps`` function.
+recipe's first retriever stage (InfoNCE over in-batch negatives) through the same ``train_steps`` function, each
+step the stage loop's own ``backbone.training.loop.train_step``.
 
 - plain: one process, no Ray, ``--threads`` torch threads.
 - ray-1: a TorchTrainer with 1 worker of ``--threads`` threads (Ray Train does not wrap a single worker in DDP).
@@ -31,6 +32,7 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,7 @@ from backbone.model_paths import resolve_model
 from backbone.models import passage_text
 from backbone.ray_runtime import ensure_ray
 from backbone.recipes import Retriever, RetrieverStage, load_recipe
+from backbone.training.loop import train_step
 from backbone.training.retriever_task import RetrieverTask
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,10 +78,12 @@ class Run:
 def train_steps(
     task: RetrieverTask, model: torch.nn.Module, pairs: list[Pair], batch: int, learning_rate: float
 ) -> dict[str, Any]:
-    """Train one step per global batch of ``pairs``; every configuration runs exactly this.
+    """Train one step per global batch of ``pairs`` with the stage loop's own ``train_step``; every configuration
+    runs exactly this.
 
     Under Ray Train each worker takes its contiguous share of every global batch (as ``training/loop.py`` does) and
-    the loss gathers every worker's candidates. A barrier ends each step so that rank 0's clock covers all ranks.
+    the loss gathers every worker's candidates; ``train_step`` all-reduces the loss every step, inside the clock, as
+    a stage does. A barrier ends each step so that rank 0's clock covers all ranks.
 
     Returns:
         ``step_seconds``, the loss of each step (mean over workers) and ``first_step_at`` (``time.time()``).
@@ -91,23 +96,18 @@ def train_steps(
     step_seconds, losses, first_step_at = [], [], 0.0
     for step in range(len(pairs) // batch):
         mine = pairs[step * batch : (step + 1) * batch][rank * per_worker : (rank + 1) * per_worker]
+        queries, passages = [query for query, _ in mine], [passage for _, passage in mine]
         _barrier(world)
         if step == 0:
             first_step_at = time.time()
         started = time.perf_counter()
-        loss = task.loss(model, [query for query, _ in mine], [passage for _, passage in mine], None)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        loss = train_step(
+            partial(task.loss, model, queries, passages, None), trainable, optimizer, "fp32", torch.device("cpu")
+        )
         _barrier(world)
         step_seconds.append(time.perf_counter() - started)
-        losses.append(loss.detach())
-    mean_losses = torch.stack(losses)  # averaged across workers after the clock stops
-    if world > 1:
-        dist.all_reduce(mean_losses)
-        mean_losses /= world
-    return {"step_seconds": step_seconds, "losses": mean_losses.tolist(), "first_step_at": first_step_at}
+        losses.append(loss)
+    return {"step_seconds": step_seconds, "losses": losses, "first_step_at": first_step_at}
 
 
 def _barrier(world: int) -> None:

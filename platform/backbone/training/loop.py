@@ -1,9 +1,9 @@
 """The stage loop that every Ray Train worker runs: select examples, mine negatives, train, checkpoint, evaluate.
 
-One loop serves both components through a task object (``RetrieverTask`` or ``RerankerTask``). Every worker holds
-the same examples and computes the same selection, negatives and batches (the model work behind them is sharded,
-see ``sharding.py``); each global batch is split into one contiguous share per worker. No global batch holds two
-examples that would be each other's false negatives (``batches.py``).
+One loop serves both components through a task object (``RetrieverTask`` or ``RerankerTask``, each a ``StageTask``,
+``task.py``). Every worker holds the same examples and computes the same selection, negatives and batches (the model
+work behind them is sharded, see ``sharding.py``); each global batch is split into one contiguous share per worker.
+No global batch holds two examples that would be each other's false negatives (``batches.py``).
 
 Checkpoints: at the end of every epoch rank 0 saves the model (with any LoRA adapter merged into a copy, so a
 checkpoint always loads without peft) and ``state.json`` (epochs done, steps, the selected examples). A restarted
@@ -21,6 +21,8 @@ import math
 import random
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +34,8 @@ from ray.train.torch import prepare_model
 from tqdm import tqdm
 
 from backbone.evaluation import DenseIndex
-from backbone.models.precision import computing_in, resolve_precision
-from backbone.recipes import LoraFinetune, RetrieverStage, Stage
+from backbone.models.precision import Precision, computing_in, resolve_precision
+from backbone.recipes import LoraFinetune, RerankerStage, Retriever, RetrieverStage, Stage
 from backbone.registry import Registry
 from backbone.training.batches import conflict_free_batches, shuffled_batches
 from backbone.training.inputs import StageInputs
@@ -49,17 +51,23 @@ from backbone.training.plan import StagePlan
 from backbone.training.query_side import batch_candidates, corpus_candidates
 from backbone.training.reranker_task import RerankerTask
 from backbone.training.retriever_task import RetrieverTask
+from backbone.training.task import StageTask
 
 log = logging.getLogger(__name__)
 
-Task = RetrieverTask | RerankerTask
+Task = StageTask[Any]
+"""A stage's task. The loop is the same for both components: it hands the task's own model (a SentenceTransformer or
+a CrossEncoder, typed ``Any`` here) back to the task's methods and never looks inside it."""
 
 
 def make_task(plan: StagePlan) -> Task:
     """The task object of the plan's component; rank 0's shows progress lines for its long model passes."""
-    task_type = RetrieverTask if plan.component == "retriever" else RerankerTask
     label = f"[{plan.label}]" if _rank_and_world()[0] == 0 else None
-    return task_type(plan.spec, plan.stage, plan.metrics, label=label)
+    if isinstance(plan.spec, Retriever):
+        assert plan.stage is None or isinstance(plan.stage, RetrieverStage)
+        return RetrieverTask(plan.spec, plan.stage, plan.metrics, label=label)
+    assert plan.stage is None or isinstance(plan.stage, RerankerStage)
+    return RerankerTask(plan.spec, plan.stage, plan.metrics, label=label)
 
 
 def train_stage(config: dict[str, Any]) -> None:
@@ -69,7 +77,7 @@ def train_stage(config: dict[str, Any]) -> None:
     torch.set_num_threads(plan.threads)
     torch.manual_seed(plan.seed)
     task = make_task(plan)
-    state = {
+    state: dict[str, Any] = {
         "epochs_done": 0,
         "steps": 0,
         "selected": None,
@@ -96,7 +104,7 @@ def train_stage(config: dict[str, Any]) -> None:
     _finish(plan, task, model, inputs, state)
 
 
-def _train(plan: StagePlan, stage: Stage, task: Task, model: torch.nn.Module, inputs: StageInputs, state: dict) -> None:
+def _train(plan: StagePlan, stage: Stage, task: Task, model: Any, inputs: StageInputs, state: dict[str, Any]) -> None:
     lora = stage.finetune if isinstance(stage.finetune, LoraFinetune) else None
     if lora:
         task.add_adapter(model, lora)
@@ -163,15 +171,16 @@ def _train(plan: StagePlan, stage: Stage, task: Task, model: torch.nn.Module, in
         for step, batch in enumerate(dealt.batches):
             for group in optimizer.param_groups:
                 group["lr"] = _learning_rate(stage, state["steps"], total_steps)
-            with computing_in(precision, device):
-                loss = _loss(task, model, stage, inputs, batch, negatives, rank * per_worker, per_worker)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            loss = train_step(
+                partial(_loss, task, model, stage, inputs, batch, negatives, rank * per_worker, per_worker),
+                trainable,
+                optimizer,
+                precision,
+                device,
+            )
             state["steps"] += 1
             state["examples_seen"] += len(batch)
-            epoch_losses.append(_mean_across_workers(loss.detach()))
+            epoch_losses.append(loss)
             elapsed = time.perf_counter() - started
             if progress.due(step, steps_per_epoch):
                 _log(
@@ -191,7 +200,39 @@ def _train(plan: StagePlan, stage: Stage, task: Task, model: torch.nn.Module, in
         task.merge_adapter(model)
 
 
-def _finish(plan: StagePlan, task: Task, model: torch.nn.Module, inputs: StageInputs, state: dict) -> None:
+def train_step(
+    forward: Callable[[], torch.Tensor],
+    trainable: list[torch.nn.Parameter],
+    optimizer: torch.optim.Optimizer,
+    precision: Precision,
+    device: torch.device,
+) -> float:
+    """One optimizer step, as every stage takes it: the loss, its gradients, the update; the loss's mean over workers.
+
+    Args:
+        forward: computes this worker's loss of the step (its share of the global batch).
+        trainable: the parameters the optimizer updates; their gradient norm is clipped to 1.0.
+        optimizer: the stage's optimizer.
+        precision: ``"fp32"``, or ``"bf16"`` for the forward pass under autocast (``models.precision``).
+        device: where the model is.
+
+    Returns:
+        The loss averaged across the workers (an all-reduce every step, as DDP's gradients have).
+
+    Example:
+        >>> train_step(partial(task.loss, model, queries, passages, None), params, adamw, "fp32", cpu)  # doctest: +SKIP
+        2.0794
+    """
+    with computing_in(precision, device):
+        loss = forward()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return _mean_across_workers(loss.detach())
+
+
+def _finish(plan: StagePlan, task: Task, model: Any, inputs: StageInputs, state: dict[str, Any]) -> None:
     model.eval()
     with torch.no_grad(), tempfile.TemporaryDirectory() as folder:
         metrics = task.evaluate(model, inputs, Path(folder))
@@ -217,8 +258,8 @@ def _finish(plan: StagePlan, task: Task, model: torch.nn.Module, inputs: StageIn
 
 def _save_and_report(
     task: Task,
-    model: torch.nn.Module,
-    state: dict,
+    model: Any,
+    state: dict[str, Any],
     metrics: dict[str, float],
     folder: Path,
     *,
@@ -243,7 +284,7 @@ def _save_and_report(
 
 def _rank(
     task: Task,
-    model: torch.nn.Module,
+    model: Any,
     stage: Stage,
     inputs: StageInputs,
     examples: Any,
@@ -261,7 +302,7 @@ def _rank(
 
 def _loss(
     task: Task,
-    model: torch.nn.Module,
+    model: Any,
     stage: Stage,
     inputs: StageInputs,
     batch: list[int],
@@ -293,7 +334,7 @@ def _loss(
     )
 
 
-def _shared_documents(plan: StagePlan, task: RetrieverTask, model: torch.nn.Module, inputs: StageInputs) -> np.ndarray:
+def _shared_documents(plan: StagePlan, task: RetrieverTask, model: Any, inputs: StageInputs) -> np.ndarray:
     """A query-side stage's passage embeddings: the shared corpus index, encoded here only if none matches."""
     found = _start_embeddings(plan, inputs)
     return found if found is not None else task.encode_corpus(model, inputs)
@@ -324,7 +365,7 @@ def _select(plan: StagePlan, stage: Stage, inputs: StageInputs, rankings: dict[s
 
 def epoch_negatives(
     task: Task,
-    model: torch.nn.Module,
+    model: Any,
     stage: Stage,
     inputs: StageInputs,
     selected: list[int],

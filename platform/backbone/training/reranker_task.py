@@ -1,7 +1,8 @@
 """What a stage does with a reranker: load it, rank candidates, compute its pointwise, listwise or distillation loss,
 evaluate it.
 
-Mirrors ``retriever_task.py``; the stage loop (``loop.py``) drives either through the same five methods.
+Mirrors ``retriever_task.py``; the stage loop (``loop.py``) drives either through the methods of ``StageTask``
+(``task.py``).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """What a stage does with a retriever: load it, rank the corpus, compute the contrastive loss, evaluate it.
 
-Mirrors ``reranker_task.py``; the stage loop (``loop.py``) drives either through the same five methods. With
-``document_encoder: frozen`` the loop also gives the task the shared index's passage embeddings (``documents``):
-ranking, re-mining and evaluation then encode only queries, and :meth:`RetrieverTask.query_side_loss` replaces
-:meth:`RetrieverTask.loss`.
+Mirrors ``reranker_task.py``; the stage loop (``loop.py``) drives either through the methods of ``StageTask``
+(``task.py``). With ``document_encoder: frozen`` the loop also gives the task the shared index's passage embeddings
+(``documents``): ranking, re-mining and evaluation then encode only queries, and
+:meth:`RetrieverTask.query_side_loss` replaces :meth:`RetrieverTask.loss`.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ class RetrieverTask:
         self.loss_fn = MultipleNegativesRankingLoss(
             model, scale=1.0 / self.stage.temperature, gather_across_devices=True
         )
-        self.loss_fn.model = ddp_model
+        self.loss_fn.model = ddp_model  # type: ignore[assignment]  # the DDP wrapper stands in for the model
         self.ddp_model = ddp_model
 
     def add_adapter(self, model: SentenceTransformer, finetune: LoraFinetune) -> None:
@@ -174,7 +174,8 @@ class RetrieverTask:
         frozen document tower's shared index): then only the queries are encoded and no index is written.
         """
         fixed = self.documents is not None
-        index = DenseIndex.build(inputs.corpus_ids, self.documents if fixed else self.encode_corpus(model, inputs))
+        documents = self.documents if self.documents is not None else self.encode_corpus(model, inputs)
+        index = DenseIndex.build(inputs.corpus_ids, documents)
         query_ids = list(inputs.eval_queries)
         query_embeddings = sharded_map(
             [inputs.eval_queries[query] for query in query_ids],
