@@ -60,6 +60,37 @@ Task = StageTask[Any]
 a CrossEncoder, typed ``Any`` here) back to the task's methods and never looks inside it."""
 
 
+@dataclasses.dataclass
+class LoopState:
+    """What a stage's workers have done so far, saved as ``state.json`` beside each epoch's model for a restart.
+
+    Example:
+        >>> LoopState.from_json(LoopState(epochs_done=1, steps=12).to_json()).steps
+        12
+    """
+
+    epochs_done: int = 0
+    steps: int = 0
+    selected: list[int] | None = None  # the examples the stage trains on, chosen once before its first epoch
+    train_seconds: float = 0.0
+    examples_seen: int = 0
+    restarts: int = 0
+    left_out: int = 0  # examples the batches left out, over all epochs
+    negatives: NegativeCounts = dataclasses.field(default_factory=NegativeCounts)  # over all epochs
+    last_epoch_loss: float | None = None  # None until an epoch has trained a batch
+    finished: bool = False  # set in the checkpoint saved after the evaluation
+
+    def to_json(self) -> str:
+        """The state as ``state.json`` holds it."""
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> LoopState:
+        """The state ``to_json`` wrote."""
+        fields = json.loads(text)
+        return cls(**{**fields, "negatives": NegativeCounts(**fields["negatives"])})
+
+
 def make_task(plan: StagePlan) -> Task:
     """The task object of the plan's component; rank 0's shows progress lines for its long model passes."""
     label = f"[{plan.label}]" if _rank_and_world()[0] == 0 else None
@@ -77,34 +108,25 @@ def train_stage(config: dict[str, Any]) -> None:
     torch.set_num_threads(plan.threads)
     torch.manual_seed(plan.seed)
     task = make_task(plan)
-    state: dict[str, Any] = {
-        "epochs_done": 0,
-        "steps": 0,
-        "selected": None,
-        "train_seconds": 0.0,
-        "examples_seen": 0,
-        "restarts": 0,
-        "left_out": 0,
-        "negatives": dataclasses.asdict(NegativeCounts()),
-    }
+    state = LoopState()
     resume = ray.train.get_checkpoint()
     if resume is None:
         model = task.build(plan.init_path) if plan.from_base_model else task.load(plan.init_path)
     else:
         with resume.as_directory() as folder:
             model = task.load(str(Path(folder) / "model"))
-            state = json.loads((Path(folder) / "state.json").read_text())
-        state["restarts"] += 1
-        _log(plan, f"resumed after epoch {state['epochs_done']} (step {state['steps']})")
+            state = LoopState.from_json((Path(folder) / "state.json").read_text())
+        state.restarts += 1
+        _log(plan, f"resumed after epoch {state.epochs_done} (step {state.steps})")
     stage = plan.stage
     if stage is not None and isinstance(task, RetrieverTask) and task.spec.document_encoder == "frozen":
         task.documents = _shared_documents(plan, task, model, inputs)
-    if stage is not None and state["epochs_done"] < stage.epochs:
+    if stage is not None and state.epochs_done < stage.epochs:
         _train(plan, stage, task, model, inputs, state)
     _finish(plan, task, model, inputs, state)
 
 
-def _train(plan: StagePlan, stage: Stage, task: Task, model: Any, inputs: StageInputs, state: dict[str, Any]) -> None:
+def _train(plan: StagePlan, stage: Stage, task: Task, model: Any, inputs: StageInputs, state: LoopState) -> None:
     lora = stage.finetune if isinstance(stage.finetune, LoraFinetune) else None
     if lora:
         task.add_adapter(model, lora)
@@ -114,14 +136,14 @@ def _train(plan: StagePlan, stage: Stage, task: Task, model: Any, inputs: StageI
     optimizer = torch.optim.AdamW(trainable, lr=stage.learning_rate)
     rank, world = _rank_and_world()
 
-    corpus_embeddings = _start_embeddings(plan, inputs) if state["epochs_done"] == 0 else None
+    corpus_embeddings = _start_embeddings(plan, inputs) if state.epochs_done == 0 else None
     rankings: dict[str, QueryRanking] = {}
-    if state["selected"] is None:
+    if state.selected is None:
         if stage.data.queries.mode != "all":  # selection needs every query ranked; otherwise rank only the kept
             everything = range(len(inputs.example_queries))
             rankings, corpus_embeddings = _rank(task, model, stage, inputs, everything, corpus_embeddings)
-        state["selected"] = _select(plan, stage, inputs, rankings)
-    selected: list[int] = state["selected"]
+        state.selected = _select(plan, stage, inputs, rankings)
+    selected = state.selected
     # Fewer examples than one batch still train, in one smaller batch that splits evenly across the workers.
     global_batch = min(stage.batch_size, len(selected) // world * world)
     if not global_batch:
@@ -136,7 +158,7 @@ def _train(plan: StagePlan, stage: Stage, task: Task, model: Any, inputs: StageI
     if precision != "fp32":
         _log(plan, f"training steps run their forward passes in {precision}")
 
-    for epoch in range(state["epochs_done"], stage.epochs):
+    for epoch in range(state.epochs_done, stage.epochs):
         rng = random.Random(f"{plan.seed}:{plan.label}:{epoch}")
         rankings, corpus_embeddings, negatives = epoch_negatives(
             task, model, stage, inputs, selected, epoch, rankings, corpus_embeddings, rng
@@ -156,21 +178,20 @@ def _train(plan: StagePlan, stage: Stage, task: Task, model: Any, inputs: StageI
                 rng,
             )
         steps_per_epoch = len(dealt.batches)
-        state["left_out"] = state.get("left_out", 0) + len(dealt.left_out)
+        state.left_out += len(dealt.left_out)
         summary = f"epoch {epoch + 1}/{stage.epochs}: {steps_per_epoch} batches of {global_batch}, "
         why = "the partial last batch" if masked else "a conflict with every batch, or a partial batch"
         summary += f"{len(dealt.left_out)} examples left out ({why})"
         if negatives:
             counts = NegativeCounts.of(negatives.values())
-            total = NegativeCounts(**state.get("negatives", {})) + counts
-            state["negatives"] = dataclasses.asdict(total)
+            state.negatives += counts
             summary += f"; negatives: {counts.describe()}"
         _log(plan, summary)
         model.train()
         started, epoch_losses = time.perf_counter(), []
         for step, batch in enumerate(dealt.batches):
             for group in optimizer.param_groups:
-                group["lr"] = _learning_rate(stage, state["steps"], total_steps)
+                group["lr"] = _learning_rate(stage, state.steps, total_steps)
             loss = train_step(
                 partial(_loss, task, model, stage, inputs, batch, negatives, rank * per_worker, per_worker),
                 trainable,
@@ -178,8 +199,8 @@ def _train(plan: StagePlan, stage: Stage, task: Task, model: Any, inputs: StageI
                 precision,
                 device,
             )
-            state["steps"] += 1
-            state["examples_seen"] += len(batch)
+            state.steps += 1
+            state.examples_seen += len(batch)
             epoch_losses.append(loss)
             elapsed = time.perf_counter() - started
             if progress.due(step, steps_per_epoch):
@@ -189,12 +210,12 @@ def _train(plan: StagePlan, stage: Stage, task: Task, model: Any, inputs: StageI
                     f"{(step + 1) * len(batch) / elapsed:.2f} examples/s, "
                     f"{tqdm.format_interval(elapsed / (step + 1) * (steps_per_epoch - step - 1))} left in the epoch",
                 )
-        state["train_seconds"] += time.perf_counter() - started
-        state["epochs_done"] = epoch + 1
+        state.train_seconds += time.perf_counter() - started
+        state.epochs_done = epoch + 1
+        epoch_metrics: dict[str, float] = {"epoch": epoch + 1}
         if epoch_losses:  # an epoch whose examples all conflicted trained no batch, and has no loss
-            state["last_epoch_loss"] = float(np.mean(epoch_losses))
+            state.last_epoch_loss = epoch_metrics["loss"] = float(np.mean(epoch_losses))
         with tempfile.TemporaryDirectory() as folder:
-            epoch_metrics = {"epoch": epoch + 1, **({"loss": state["last_epoch_loss"]} if epoch_losses else {})}
             _save_and_report(task, model, state, epoch_metrics, Path(folder), lora=lora)
     if lora:
         task.merge_adapter(model)
@@ -232,34 +253,34 @@ def train_step(
     return _mean_across_workers(loss.detach())
 
 
-def _finish(plan: StagePlan, task: Task, model: Any, inputs: StageInputs, state: dict[str, Any]) -> None:
+def _finish(plan: StagePlan, task: Task, model: Any, inputs: StageInputs, state: LoopState) -> None:
     model.eval()
     with torch.no_grad(), tempfile.TemporaryDirectory() as folder:
         metrics = task.evaluate(model, inputs, Path(folder))
         _log(plan, "evaluation " + " ".join(f"{name} {value:.4f}" for name, value in metrics.items()))
         summary = {
             **metrics,
-            "examples": len(state["selected"] or []),
-            "steps": state["steps"],
-            "restarts": state["restarts"],
-            "train_seconds": state["train_seconds"],
-            "examples_per_s": state["examples_seen"] / state["train_seconds"] if state["train_seconds"] else 0.0,
+            "examples": len(state.selected or []),
+            "steps": state.steps,
+            "restarts": state.restarts,
+            "train_seconds": state.train_seconds,
+            "examples_per_s": state.examples_seen / state.train_seconds if state.train_seconds else 0.0,
         }
         if isinstance(task, RetrieverTask):
             summary["corpus_encodings"] = task.corpus_encodings
         if plan.stage is not None:  # what the batches left out and where the negatives came from, over all epochs
-            summary["examples_left_out"] = state.get("left_out", 0)
+            summary["examples_left_out"] = state.left_out
             if plan.stage.negatives.policy != "in_batch":
-                summary.update(NegativeCounts(**state.get("negatives", {})).metrics())
-        if "last_epoch_loss" in state:
-            summary["loss"] = state["last_epoch_loss"]
-        _save_and_report(task, model, {**state, "finished": True}, summary, Path(folder))
+                summary.update(state.negatives.metrics())
+        if state.last_epoch_loss is not None:
+            summary["loss"] = state.last_epoch_loss
+        _save_and_report(task, model, dataclasses.replace(state, finished=True), summary, Path(folder))
 
 
 def _save_and_report(
     task: Task,
     model: Any,
-    state: dict[str, Any],
+    state: LoopState,
     metrics: dict[str, float],
     folder: Path,
     *,
@@ -278,7 +299,7 @@ def _save_and_report(
         saved = copy.deepcopy(model)
         task.merge_adapter(saved)
     saved.save_pretrained(str(folder / "model"))
-    (folder / "state.json").write_text(json.dumps(state))
+    (folder / "state.json").write_text(state.to_json())
     ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(str(folder)))
 
 
