@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sentence_transformers import CrossEncoder, SentenceTransformer
 
-from backbone.errors import BackboneError
+from backbone.models.transformer import transformer_of
 from backbone.recipes import Component
 
 
@@ -27,7 +27,5 @@ def checkpoint_activations(model: SentenceTransformer | CrossEncoder, spec: Comp
     """
     if not spec.gradient_checkpointing:
         return
-    transformer = model.transformers_model
-    if transformer is None:
-        raise BackboneError("gradient_checkpointing: the model has no transformers model to checkpoint")
+    transformer = transformer_of(model, "gradient_checkpointing")
     transformer.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

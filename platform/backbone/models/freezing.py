@@ -5,6 +5,7 @@ from __future__ import annotations
 from sentence_transformers import CrossEncoder, SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Router
 
+from backbone.models.transformer import transformer_of
 from backbone.recipes import Component
 
 
@@ -31,7 +32,7 @@ def prepare_for_training(model: SentenceTransformer | CrossEncoder, spec: Compon
     """
     if isinstance(model[0], Router):
         model[0].sub_modules["document"].requires_grad_(False)
-    transformer = model.transformers_model  # the first transformer: a two-tower retriever's query tower
+    transformer = transformer_of(model, "training")  # the first transformer: a two-tower retriever's query tower
     pooler = getattr(transformer.base_model, "pooler", None)
     head_reads_pooler = isinstance(model, CrossEncoder) and getattr(spec, "scoring", None) == "head"
     if pooler is not None and not head_reads_pooler:

@@ -17,6 +17,7 @@ from sentence_transformers import CrossEncoder, SentenceTransformer
 from torch import nn
 
 from backbone.errors import BackboneError
+from backbone.models.transformer import transformer_of
 from backbone.recipes import LoraFinetune
 
 # The attention projections, by the names each family's architectures give them (BERT/XLM-R; Qwen/Llama).
@@ -46,14 +47,14 @@ def add_lora(
         >>> add_lora(model, LoraFinetune(method="lora", rank=8), "encoder")  # doctest: +SKIP
         >>> {name for name, p in model.named_parameters() if p.requires_grad} <= lora_and_head  # doctest: +SKIP
     """
-    transformer = model.transformers_model
+    transformer = transformer_of(model, "LoRA")
     if _adapter_layers(transformer):
         raise BackboneError("the model already carries a LoRA adapter: merge it (merge_lora) before adding another")
     head = _head_parameters(model)
     transformer.requires_grad_(False)
     config = LoraConfig(
         r=spec.rank,
-        lora_alpha=spec.alpha,
+        lora_alpha=spec.alpha,  # type: ignore[arg-type]  # peft annotates int; it only divides by r
         lora_dropout=spec.dropout,
         target_modules=spec.target_modules or DEFAULT_TARGET_MODULES[family],
     )
@@ -76,7 +77,7 @@ def merge_lora(model: SentenceTransformer | CrossEncoder) -> None:
         >>> merge_lora(model)  # doctest: +SKIP
         >>> model.save(checkpoint_dir)  # doctest: +SKIP
     """
-    transformer = model.transformers_model
+    transformer = transformer_of(model, "LoRA")
     layers = _adapter_layers(transformer)
     if not layers:
         raise BackboneError("the model carries no LoRA adapter to merge")
@@ -96,7 +97,7 @@ def _head_parameters(model: SentenceTransformer | CrossEncoder) -> list[nn.Param
     """A sequence classifier's head: its parameters outside the body, and the body's pooler."""
     if getattr(model[0], "transformer_task", None) != "sequence-classification":  # a Router has none
         return []
-    transformer = model.transformers_model
+    transformer = transformer_of(model, "LoRA")
     pooler = getattr(transformer.base_model, "pooler", None)
     pooler_ids = {id(parameter) for parameter in pooler.parameters()} if pooler is not None else set()
     body_ids = {id(parameter) for parameter in transformer.base_model.parameters()} - pooler_ids

@@ -14,7 +14,7 @@ them: special tokens, the prompt and the text.
 from __future__ import annotations
 
 import copy
-from typing import Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 from sentence_transformers import SentenceTransformer
@@ -106,7 +106,8 @@ def document_tower(model: SentenceTransformer) -> Transformer:
         >>> document_tower(model).auto_model.embeddings.word_embeddings.weight.shape  # doctest: +SKIP
         torch.Size([250037, 384])
     """
-    return model[0].sub_modules["document"][0] if has_document_tower(model) else model[0]
+    first: Any = model[0]  # a Router of two towers, or the one Transformer
+    return first.sub_modules["document"][0] if has_document_tower(model) else first
 
 
 def _ready(model: SentenceTransformer, spec: Retriever) -> SentenceTransformer:
@@ -118,12 +119,12 @@ def _ready(model: SentenceTransformer, spec: Retriever) -> SentenceTransformer:
             "of prompt and special tokens"
         )
     if spec.document_encoder == "frozen" and not has_document_tower(model):
-        document = model[0]
+        document = cast(Transformer, model[0])
         query = copy.deepcopy(document)
         # Plain encode_query then cuts where encode_queries does (each route's transformer has its own length).
         query.max_seq_length = spec.max_query_length
         router = Router.for_query_document(query_modules=[query], document_modules=[document])
-        model = SentenceTransformer(modules=[router, *list(model)[1:]], prompts=model.prompts)
+        model = SentenceTransformer(modules=[router, *list(model)[1:]], prompts=cast(dict[str, str], model.prompts))
     prepare_for_training(model, spec)
     checkpoint_activations(model, spec)
     return model
@@ -191,7 +192,7 @@ def _encode(
 
     def run(batch: list[str]) -> np.ndarray:
         if not batch:
-            return np.zeros((0, model.get_embedding_dimension()), dtype=np.float32)
+            return np.zeros((0, model.get_embedding_dimension() or 0), dtype=np.float32)
         with computing_in(precision, model.device):
             embeddings = model.encode(
                 batch,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -41,7 +42,8 @@ class Component(StrictModel):
         description="Precision and token budget of every model pass (evaluation, mining, the search, Serve); recorded "
         "in each checkpoint, so the search measures what will serve.",
     )
-    stages: list[Stage] = Field(default_factory=list, description="The curriculum, trained in this order.")
+    # Sequence: each component narrows it to a list of its own stages.
+    stages: Sequence[Stage] = Field(default_factory=list, description="The curriculum, trained in this order.")
 
     @model_validator(mode="after")
     def _stage_names_unique(self) -> Component:

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from backbone.errors import RecipeError
 from backbone.model_paths import is_path_like
@@ -67,7 +68,7 @@ def _resolve_relative_paths(raw: dict[str, Any], base: Path) -> None:
             spec["model"] = str((base / Path(spec["model"]).expanduser()).resolve())
 
 
-def _describe(problem: dict[str, Any], path: Path, tree: yaml.Node | None) -> str:
+def _describe(problem: ErrorDetails, path: Path, tree: yaml.Node | None) -> str:
     location = problem["loc"]
     field = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in location).lstrip(".")
     message = problem["msg"].removeprefix("Value error, ")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +45,7 @@ class PairScores:
 
 
 def pair_scores(
-    registry_uri: str, checkpoint: str, spec: Reranker, inputs: SearchInputs, pairs: Iterable[Pair]
+    registry_uri: str, checkpoint: str, spec: Reranker, inputs: SearchInputs, pairs: list[Pair]
 ) -> PairScores:
     """Scores of ``pairs`` by ``checkpoint``: those already in the registry, the rest scored and published.
 

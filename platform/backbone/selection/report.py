@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from matplotlib.figure import Figure  # not pyplot: no global state, no display needed on a job's node
@@ -301,13 +302,14 @@ def _heatmap(outcome: SearchOutcome, path: Path) -> None:
     for i, r in enumerate(space.retriever_stages):
         for j, s in enumerate(space.reranker_stages):
             if (r, s) in best:
+                shade = np.asarray(image.norm(np.asarray(best[(r, s)][space.objective]))).item()  # 0 dark .. 1 light
                 axes.text(
                     j,
                     i,
                     f"{best[(r, s)][space.objective]:.3f}\n(K={best[(r, s)]['k']}, w={best[(r, s)]['weight']:g})",
                     ha="center",
                     va="center",
-                    color="black" if image.norm(best[(r, s)][space.objective]) > 0.5 else "white",
+                    color="black" if shade > 0.5 else "white",
                     fontsize=8,
                 )
     figure.colorbar(image, label=space.objective)

@@ -141,7 +141,9 @@ def run_search(evidence: Evidence, space: SearchSpace, registry: Registry, name:
     results = tuner.fit()
     if results.errors:
         raise BackboneError(f"{len(results.errors)} search trials failed; the first: {results.errors[0]}")
-    finished = [result for result in results if space.objective in (result.metrics or {})]
+    trials = [results[i] for i in range(len(results))]  # a ResultGrid is indexed; its type declares no __iter__
+    scored = [(trial.config or {}, trial.metrics or {}) for trial in trials]
+    finished = [(config, metrics) for config, metrics in scored if space.objective in metrics]
     if len(finished) < space.size():
         # Tune returns early when interrupted (Ctrl-C, a stopped job): no release may come of a partial search.
         raise BackboneError(
@@ -149,13 +151,10 @@ def run_search(evidence: Evidence, space: SearchSpace, registry: Registry, name:
         )
     rows = [
         {
-            **{axis: result.config[axis] for axis in _AXES},
-            **{
-                metric: result.metrics[metric]
-                for metric in [*space.metrics, "retriever_ms", "reranker_ms", "latency_ms"]
-            },
+            **{axis: config[axis] for axis in _AXES},
+            **{metric: metrics[metric] for metric in [*space.metrics, "retriever_ms", "reranker_ms", "latency_ms"]},
         }
-        for result in finished
+        for config, metrics in finished
     ]
     unique = {tuple(row[axis] for axis in _AXES): row for row in rows}.values()
     return sorted(unique, key=lambda row: (-row[space.objective], row["latency_ms"], -row["weight"]))

@@ -7,7 +7,9 @@ each deployment serves comes from its ``user_config`` in the config file (see ``
 
 from __future__ import annotations
 
-from ray.serve import Application
+from typing import cast
+
+from ray.serve import Application, Deployment
 
 from backbone.serving.gateway import Gateway
 from backbone.serving.reranker import RerankerDeployment
@@ -23,4 +25,6 @@ def build_app(args: dict[str, str] | None = None) -> Application:
     Example:
         >>> serve.run(build_app(), name="backbone")  # doctest: +SKIP
     """
-    return Gateway.bind(RetrieverDeployment.bind(), RerankerDeployment.bind())
+    # @serve.deployment made each class a Deployment; type checkers do not apply class decorators, hence the casts.
+    gateway, retriever, reranker = (cast(Deployment, d) for d in (Gateway, RetrieverDeployment, RerankerDeployment))
+    return gateway.bind(retriever.bind(), reranker.bind())

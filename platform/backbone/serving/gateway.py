@@ -22,7 +22,7 @@ import numpy as np
 from fastapi import FastAPI, HTTPException, Request, Response
 from ray import serve
 from ray.serve.exceptions import BackPressureError
-from ray.serve.handle import DeploymentHandle, DeploymentResponse
+from ray.serve.handle import DeploymentHandle, DeploymentResponse, DeploymentResponseGenerator
 
 from backbone.serving.auth import ApiKeys
 from backbone.serving.config import GatewayConfig, Limits
@@ -139,13 +139,16 @@ class Gateway:
             raise HTTPException(503, "the gateway has no user_config yet: deploy it with `backbone deploy`")
         return self._config
 
-    async def _call(self, response: DeploymentResponse, timeout: float, component: str, call: str) -> Any:
+    async def _call(
+        self, response: DeploymentResponse | DeploymentResponseGenerator, timeout: float, component: str, call: str
+    ) -> Any:
         """Await a component's answer; a failure, a missed deadline or a full queue is a 503 naming the component.
 
         A call past its deadline is cancelled, so the component does not go on working for an answer nobody
         waits for. A failure's detail (for a Ray task error, a remote traceback with hosts, pids and paths) goes
         to the gateway's log under the request's id, never into the answer.
         """
+        assert isinstance(response, DeploymentResponse), "the components answer once; none streams"
         started, outcome = time.perf_counter(), "ok"
         try:
             return await asyncio.wait_for(response, timeout)

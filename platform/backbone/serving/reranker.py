@@ -19,8 +19,8 @@ from backbone.models import load_reranker, passage_text, reranker_spec, score_pa
 from backbone.models.precision import resolve_precision
 from backbone.recipes import Inference, Reranker
 from backbone.registry import Registry
-from backbone.serving.config import DEFAULT_BATCHING, RerankerConfig
-from backbone.serving.search_steps import configure_batching
+from backbone.serving.batching import batched, configure_batching
+from backbone.serving.config import RerankerConfig
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class RerankerDeployment:
             self._loaded = await asyncio.to_thread(LoadedReranker.load, config)
         configure_batching(config.batching, self.score, self.score_documents)
 
-    @serve.batch(**DEFAULT_BATCHING.model_dump())
+    @batched
     async def score(
         self, queries: list[str], documents: list[list[str | tuple[str, str]]]
     ) -> list[tuple[np.ndarray, str]]:
@@ -103,7 +103,7 @@ class RerankerDeployment:
         """
         return await self._score(queries, documents)
 
-    @serve.batch(**DEFAULT_BATCHING.model_dump())
+    @batched
     async def score_documents(
         self, queries: list[str], documents: list[list[str | tuple[str, str]]]
     ) -> list[tuple[np.ndarray, str]]:

@@ -29,8 +29,9 @@ from backbone.models import encode_passages, encode_queries, load_retriever, ret
 from backbone.models.precision import resolve_precision
 from backbone.recipes import Inference, Retriever
 from backbone.registry import DOCUMENTS_FILE, ArtifactKind, Registry, check_index_serves
-from backbone.serving.config import DEFAULT_BATCHING, RetrieverConfig
-from backbone.serving.search_steps import Candidate, configure_batching
+from backbone.serving.batching import batched, configure_batching
+from backbone.serving.config import RetrieverConfig
+from backbone.serving.search_steps import Candidate
 
 
 @dataclass(frozen=True)
@@ -204,14 +205,14 @@ class RetrieverDeployment:
             raise BackboneError("the retriever has no user_config yet: deploy it with a RetrieverConfig")
         return self._loaded
 
-    @serve.batch(**DEFAULT_BATCHING.model_dump())
+    @batched
     async def search(self, queries: list[str], ks: list[int]) -> list[tuple[list[Candidate], str, str]]:
         """Candidates of each query with the checkpoint and index that found them (one version per batch)."""
         loaded = self._current()
         found = await asyncio.to_thread(loaded.search, queries, max(ks))
         return [(hits[:k], loaded.checkpoint, loaded.index_id) for hits, k in zip(found, ks, strict=True)]
 
-    @serve.batch(**DEFAULT_BATCHING.model_dump())
+    @batched
     async def embed(self, text_lists: list[list[str]], roles: list[str]) -> list[tuple[np.ndarray, int, str]]:
         """Embeddings of each request's texts, the tokens read and the checkpoint that embedded."""
         loaded = self._current()

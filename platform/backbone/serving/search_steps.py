@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
 from backbone.evaluation import interpolate
-from backbone.serving.config import Batching
 from backbone.serving.schemas import SearchHit
 
 
@@ -63,22 +61,3 @@ def _hit(rank: int, candidate: Candidate, score: float, reranker_score: float | 
         retriever_score=candidate.score,
         reranker_score=reranker_score,
     )
-
-
-class BatchedMethod(Protocol):
-    """A method wrapped by ``@serve.batch``: its queue is resized at run time."""
-
-    def set_max_batch_size(self, new_max_batch_size: int) -> None: ...
-
-    def set_batch_wait_timeout_s(self, new_batch_wait_timeout_s: float) -> None: ...
-
-
-def configure_batching(batching: Batching, *batched_methods: BatchedMethod) -> None:
-    """Size the ``@serve.batch`` queues of ``batched_methods`` by ``batching``.
-
-    Example:
-        >>> configure_batching(Batching(max_batch_size=32), self.search, self.embed)  # doctest: +SKIP
-    """
-    for method in batched_methods:
-        method.set_max_batch_size(batching.max_batch_size)
-        method.set_batch_wait_timeout_s(batching.batch_wait_timeout_s)

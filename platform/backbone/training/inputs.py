@@ -14,7 +14,7 @@ from backbone.data import WEAK_TABLE, load_dataset, pairs_table, read_table
 from backbone.errors import BackboneError, DataError
 from backbone.models import passage_text
 from backbone.recipes import Component, Recipe, Reranker, Stage
-from backbone.training.candidates import Bm25Candidates, CandidateSource, RetrieverScores
+from backbone.training.candidates import Bm25Candidates, CandidateSource, DenseSearch, RetrieverScores
 
 WEAK_QUERY_PREFIX = "weak:"  # weak pairs have no query id: the anchor is named after its document
 
@@ -97,7 +97,8 @@ def build_stage_inputs(
     example_positives: list[str] = []
     anchors: dict[str, str] = {}
     relevant: dict[str, list[str]] = {}
-    for table in stage.data.tables if stage else []:
+    stage_name, tables = (stage.name, stage.data.tables) if stage else ("base", [])
+    for table in tables:
         if table == "weak":
             rows = read_table(dataset_dir, WEAK_TABLE).to_pydict()
             for anchor, doc in zip(rows["anchor"], rows["doc_id"], strict=True):
@@ -110,7 +111,7 @@ def build_stage_inputs(
         try:
             rows = read_table(dataset_dir, pairs_table(table)).to_pydict()
         except DataError as err:
-            message = f"stage {stage.name!r} names table {table!r}, which is not there ({err})"
+            message = f"stage {stage_name!r} names table {table!r}, which is not there ({err})"
             raise DataError(dataset_dir, message) from None
         judged = dataset.relevant(table)
         for query, doc in zip(rows["query_id"], rows["doc_id"], strict=True):
@@ -146,7 +147,8 @@ def _with_candidates(
         mining = _ranked(searcher.search(anchors, k=depth))
     teacher = None
     if stage is not None and stage.loss == "distill_kl":
-        teacher = searcher.scores(anchors, inputs.corpus_ids)  # the recipe allows distill_kl on dense lists only
+        assert isinstance(searcher, DenseSearch), "the recipe allows distill_kl on dense candidate lists only"
+        teacher = searcher.scores(anchors, inputs.corpus_ids)
     return replace(inputs, mining_candidates=mining, eval_candidates=_ranked(eval_run), teacher=teacher)
 
 
