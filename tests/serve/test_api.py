@@ -7,6 +7,7 @@ import base64
 import numpy as np
 import pytest
 import yaml
+from leaks import leaks
 
 from backbone.serving.cluster import ServeCluster
 from backbone.serving.config import RerankerConfig
@@ -157,6 +158,7 @@ def test_bad_input_gets_a_clear_4xx(served, path: str, body: object, status: int
     assert answer.status_code == status, answer.text
     assert message in answer.json()["error"]
     assert answer.json()["request_id"] == answer.headers["x-request-id"] != ""
+    assert not leaks(answer.text), answer.text
 
 
 def test_bad_inputs_crashed_no_replica(served) -> None:
