@@ -330,3 +330,13 @@ def test_settings_rechosen_for_the_served_pair_say_what_changed_and_are_written_
     # Rolling the reranker back leaves settings chosen for the other one, and says so.
     back = releases.rollback("legal", "reranker")
     assert back.reranker.checkpoint == old and f"reranker {new}" in back.stale_settings()
+
+
+def test_a_release_goes_to_the_store_the_environment_names_now() -> None:
+    # A registry URI without an endpoint takes it from AWS_ENDPOINT_URL_S3. When the environment names another store
+    # (a second server here), the next release must go there, not to a store an earlier write in this process used.
+    for bucket in ("first", "second"):  # moto's servers in one process share their buckets: one bucket each
+        with moto_s3(bucket):
+            releases = Releases(Registry(f"s3://{bucket}/registry"))
+            _create(releases)
+            assert [r.version for r in releases.history("legal")] == [1], bucket

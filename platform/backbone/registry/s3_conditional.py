@@ -8,7 +8,6 @@ one request through ``boto3``. The client is set up from the same places ``pyarr
 
 from __future__ import annotations
 
-from functools import cache
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
@@ -55,7 +54,10 @@ def _client_options(uri: str) -> tuple[str | None, str | None]:
     return endpoint, query.get("region")
 
 
-@cache
 def _client(endpoint_url: str | None, region: str | None) -> BaseClient:
-    """One ``boto3`` S3 client per endpoint and region, for the process's lifetime."""
+    """A new ``boto3`` S3 client: it reads the AWS environment as it is now (a release is written rarely enough).
+
+    Not cached: a client made earlier in the process would keep an endpoint or credentials the environment no longer
+    names, and write to the wrong store.
+    """
     return boto3.client("s3", endpoint_url=endpoint_url, region_name=region)

@@ -148,7 +148,7 @@ class Gateway:
         waits for. A failure's detail (for a Ray task error, a remote traceback with hosts, pids and paths) goes
         to the gateway's log under the request's id, never into the answer.
         """
-        assert isinstance(response, DeploymentResponse), "the components answer once; none streams"
+        assert not isinstance(response, DeploymentResponseGenerator), "the components answer once; none streams"
         started, outcome = time.perf_counter(), "ok"
         try:
             return await asyncio.wait_for(response, timeout)
