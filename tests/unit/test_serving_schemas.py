@@ -150,3 +150,14 @@ def test_scaling_defaults_to_one_replica_and_writes_autoscaling_that_serve_accep
     message = str(refused.value)
     assert message.startswith(f"{bad}: ") and "min_replicas 3 is above max_replicas 2" in message
     assert "reranker.replica: Extra inputs are not permitted" in message
+
+
+def test_replicas_given_threads_sleep_their_idle_threads_and_others_keep_their_environment() -> None:
+    threaded = Scaling(threads=2).deployment_options(1.0)
+    assert threaded["ray_actor_options"] == {
+        "num_cpus": 0.5,
+        "num_gpus": 0,
+        "runtime_env": {"env_vars": {"OMP_WAIT_POLICY": "PASSIVE"}},
+    }
+    DeploymentSchema.model_validate({"name": "Reranker", **threaded})
+    assert "runtime_env" not in Scaling().deployment_options(1.0)["ray_actor_options"]
