@@ -216,7 +216,7 @@ THREADED_REPLICA_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 Where the retriever's and the reranker's replicas share a node's cores, spinning threads of one replica take the
 cores the other computes on; measured on 2 cores with 2 threads a replica, 8 clients: 7.8 searches/s spinning,
-13.6 passive (docs/benchmarks.md).
+14.1 passive (docs/benchmarks.md).
 """
 
 
