@@ -4,16 +4,19 @@ Run (about 6 minutes on 2 CPU cores with stard-mini; keep the machine otherwise 
     HF_HUB_OFFLINE=1 python benchmarks/inference.py [--recipe jobs/recipes/stard-mini.yaml]
 Options: --recipe (its dataset, retriever and reranker specs; the dataset is prepared if it is not yet), --reranker
 (a trained reranker checkpoint folder for the quality rows; default the recipe's untrained base reranker), --articles
-and --pairs (how many texts the speed rows time), --layers (reranker depths to time), --rounds, --threads, --out.
+and --pairs (how many texts the speed rows time), --layers (reranker depths to time), --retriever-splits, --rounds,
+--threads, --out.
 
 In one run, same model folder, same real texts of the recipe's dataset, same thread count:
 - the GEMM rate torch reaches on the model's own linear-layer shapes, fp32 and bf16 (what a pass could reach; bf16
   only where the CPU multiplies it natively, as everywhere below: elsewhere it is no fast path);
 - corpus encoding: ``SentenceTransformer(model).encode`` fp32 (the reference) against the product's
-  ``encode_passages`` at fp32 and bf16 (the recipe's token budget); articles/s, the ratio to the reference, cosine of
-  each embedding to the reference's, and the linear layers' achieved GFLOP/s;
-- retrieval quality: nDCG@10 and Recall@100 on the recipe's eval split over the whole corpus, each precision;
-- pair scoring: ``CrossEncoder.predict`` fp32 against ``score_pairs`` at fp32 and bf16 on the eval queries' top
+  ``encode_passages`` at fp32, bf16 and int8 (ONNX Runtime; its export is made in the warm-up, not timed; the
+  recipe's token budget); articles/s, the ratio to the reference, cosine of each embedding to the reference's, and
+  the linear layers' achieved GFLOP/s;
+- retrieval quality: nDCG@10 and Recall@100 on the recipe's eval split (and any --retriever-splits) over the whole
+  corpus, each precision;
+- pair scoring: ``CrossEncoder.predict`` fp32 against ``score_pairs`` at each precision on the eval queries' top
   candidates, and the same for rerankers built from the first N layers; pairs/s and MRR@10 of the reranked top 20.
 Variants alternate within each round; each figure is the median over rounds. The table is printed and written as
 JSON to benchmarks/results/inference.json.
@@ -108,6 +111,13 @@ def main() -> None:
     parser.add_argument("--layers", type=int, nargs="+", default=[12, 6])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--retriever-splits",
+        nargs="+",
+        default=[],
+        help="more splits whose judged queries the retrieval quality rows add to the eval split's (the base "
+        "retriever was trained on none of them; more queries resolve smaller differences between precisions)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "inference.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -118,6 +128,11 @@ def main() -> None:
     qrels = dataset.relevant(split)
     query_text = dict(zip(dataset.queries["query_id"].to_pylist(), dataset.queries["text"].to_pylist(), strict=True))
     query_ids = [query for query in dataset.query_ids(split) if query in qrels]
+    retrieval_qrels, retrieval_ids = dict(qrels), list(query_ids)
+    for extra in args.retriever_splits:
+        judged = dataset.relevant(extra)
+        retrieval_qrels.update(judged)
+        retrieval_ids += [query for query in dataset.query_ids(extra) if query in judged]
     doc_ids = dataset.corpus["doc_id"].to_pylist()
     titles, texts = dataset.corpus["title"].to_pylist(), dataset.corpus["text"].to_pylist()
     retriever_spec, reranker_spec = recipe.retriever, recipe.reranker
@@ -125,7 +140,7 @@ def main() -> None:
     model_dir = resolve_model(retriever_spec.model)
     native = native_bf16(torch.device("cpu"))
     # bf16 where the CPU multiplies it natively; elsewhere it runs tens of times slower than fp32 and is no path
-    precisions = ["fp32", "bf16"] if native else ["fp32"]
+    precisions = ["fp32", "bf16", "int8"] if native else ["fp32", "int8"]
     record: dict[str, object] = {
         "recipe": str(args.recipe.relative_to(REPO) if args.recipe.is_relative_to(REPO) else args.recipe),
         "model": retriever_spec.model,
@@ -146,7 +161,7 @@ def main() -> None:
         width = plain.get_embedding_dimension()
         shapes = [(width, width), (width, 4 * width), (4 * width, width)]
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
-    gemm = {name: gemm_rate(4096, shapes, dtypes[name]) for name in precisions}
+    gemm = {name: gemm_rate(4096, shapes, dtypes[name]) for name in precisions if name in dtypes}
     record["gemm_gflops"] = gemm
 
     # --- corpus encoding: speed and cosine on --articles texts, quality on the whole corpus
@@ -177,8 +192,8 @@ def main() -> None:
         quality = {}
         for name, s in specs.items():
             index = DenseIndex.build(doc_ids, encode_passages(model, s, passages))
-            run = index.search(query_ids, encode_queries(model, s, [query_text[q] for q in query_ids]), k=100)
-            quality[name] = (evaluate(qrels, run, ["ndcg@10", "recall@100"]), run)
+            run = index.search(retrieval_ids, encode_queries(model, s, [query_text[q] for q in retrieval_ids]), k=100)
+            quality[name] = (evaluate(retrieval_qrels, run, ["ndcg@10", "recall@100"]), run)
     base_seconds = seconds["sentence-transformers fp32 encode"]
     encoding_rows = []
     for name, spent in seconds.items():
@@ -200,7 +215,8 @@ def main() -> None:
     record["encoding"] = {"articles": len(sample), "tokens": tokens, "rows": encoding_rows}
 
     # --- pair scoring: the eval queries' top 20 from the fp32 retriever
-    candidates = {query: sorted(docs, key=docs.get, reverse=True)[:20] for query, docs in quality["fp32"][1].items()}
+    fp32_run = quality["fp32"][1]
+    candidates = {query: sorted(fp32_run[query], key=fp32_run[query].get, reverse=True)[:20] for query in query_ids}
     reranker_passages = {
         doc: passage_text(reranker_spec, t, x) for doc, t, x in zip(doc_ids, titles, texts, strict=True)
     }
@@ -270,7 +286,8 @@ def main() -> None:
         + ("" if native else " (bf16 not timed: this CPU has no native bf16 multiply)")
     )
     print(
-        f"\nencoding {len(sample)} articles ({tokens} tokens); quality: {split}, {len(query_ids)} queries, whole corpus"
+        f"\nencoding {len(sample)} articles ({tokens} tokens); quality: {' + '.join([split, *args.retriever_splits])}, "
+        f"{len(retrieval_ids)} queries, whole corpus"
     )
     print_table(
         encoding_rows,

@@ -147,7 +147,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=models_dir() / "sentence-transformers" / "all-MiniLM-L6-v2")
     parser.add_argument("--release", help="measure this release of the registry ($BACKBONE_REGISTRY) as deployed")
-    parser.add_argument("--precision", choices=["fp32", "bf16", "auto"], help="both components' inference precision")
+    parser.add_argument(
+        "--precision", choices=["fp32", "bf16", "int8", "auto"], help="both components' inference precision"
+    )
     parser.add_argument("--stard", type=Path, default=Path(os.environ.get("BACKBONE_STARD_DIR", DEFAULT_STARD)))
     parser.add_argument("--threads", type=int, help="torch threads of each replica (default: Ray's, one)")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])

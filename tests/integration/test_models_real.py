@@ -79,3 +79,17 @@ def test_e5_reranker_from_base_has_a_live_head(e5_dir: str, stard_texts: tuple) 
     logits = model(reranker_features(model, spec, [query] * 2, passages[1:]))["scores"].view(-1)
     torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.tensor([1.0, 0.0])).backward()
     assert model.model.bert.encoder.layer[0].attention.self.query.weight.grad.count_nonzero()
+
+
+def test_e5_int8_pair_scores_follow_fp32(e5_dir: str, stard_dir: Path) -> None:
+    """int8 through ONNX Runtime on real weights: one STARD query against 24 articles scores as fp32 does."""
+    spec = Reranker(model=E5, query_prefix="query: ", passage_prefix="passage: ", max_length=192)
+    int8 = spec.model_copy(update={"inference": spec.inference.model_copy(update={"precision": "int8"})})
+    model = build_reranker(spec, e5_dir)
+    dataset = load_stard(stard_dir)
+    query = dataset.queries["text"][0].as_py()
+    passages = [passage_text(spec, row["title"], row["text"]) for row in dataset.corpus.slice(0, 24).to_pylist()]
+    reference = score_pairs(model, spec, [query] * len(passages), passages)
+    low = score_pairs(model, int8, [query] * len(passages), passages)
+    assert not np.array_equal(reference, low)
+    assert np.corrcoef(reference, low)[0, 1] > 0.95, (reference, low)

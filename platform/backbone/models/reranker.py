@@ -115,7 +115,7 @@ def score_pairs(
     def run(batch: list[tuple[str, str]]) -> np.ndarray:
         if not batch:
             return np.zeros(0, dtype=np.float32)
-        with computing_in(precision, model.device):
+        with computing_in(precision, model.device, model):
             scores = model.predict(
                 batch,
                 batch_size=len(batch),  # one forward pass: batched_pass cut the batch by tokens

@@ -193,7 +193,7 @@ def _encode(
     def run(batch: list[str]) -> np.ndarray:
         if not batch:
             return np.zeros((0, model.get_embedding_dimension() or 0), dtype=np.float32)
-        with computing_in(precision, model.device):
+        with computing_in(precision, model.device, model):
             embeddings = model.encode(
                 batch,
                 prompt=retriever_prompts(spec)[role],

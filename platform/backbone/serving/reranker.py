@@ -49,6 +49,7 @@ class LoadedReranker:
         if config.inference is not None:
             spec = spec.model_copy(update={"inference": config.inference})
         model = load_reranker(str(registry.materialize(checkpoint.id)), spec)
+        score_pairs(model, spec, ["warm-up"], ["warm-up"])  # the first pass (at int8, its export) before any request
         return cls(checkpoint.id, spec.model, spec, model, config.inference)
 
     def score(self, queries: list[str], passages: list[str]) -> np.ndarray:

@@ -91,6 +91,8 @@ class LoadedRetriever:
                 f"checkpoint {checkpoint.id} embeds in {model.get_embedding_dimension()} dimensions, "
                 f"index {config.index} holds {index.dim}"
             )
+        for encode in (encode_queries, encode_passages):  # the first passes (at int8, the exports) before any request
+            encode(model, spec, ["warm-up"])
         return cls(
             checkpoint.id, config.index, spec.model, spec, model, index, documents, config.documents, config.inference
         )
