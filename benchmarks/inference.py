@@ -15,9 +15,10 @@ In one run, same model folder, same real texts of the recipe's dataset, same thr
   recipe's token budget); articles/s, the ratio to the reference, cosine of each embedding to the reference's, and
   the linear layers' achieved GFLOP/s;
 - retrieval quality: nDCG@10 and Recall@100 on the recipe's eval split (and any --retriever-splits) over the whole
-  corpus, each precision;
+  corpus, each precision, with BM25 beside them;
 - pair scoring: ``CrossEncoder.predict`` fp32 against ``score_pairs`` at each precision on the eval queries' top
-  candidates, and the same for rerankers built from the first N layers; pairs/s and MRR@10 of the reranked top 20.
+  candidates, and the same for rerankers built from the first N layers; pairs/s and MRR@10 of the reranked top 20,
+  beside the MRR@10 of the retriever's own order of those candidates.
 Variants alternate within each round; each figure is the median over rounds. The table is printed and written as
 JSON to benchmarks/results/inference.json.
 """
@@ -38,7 +39,7 @@ from sentence_transformers import CrossEncoder, SentenceTransformer
 from torch import nn
 
 from backbone.data import build_recipe_dataset, load_dataset
-from backbone.evaluation import DenseIndex, evaluate, rerank
+from backbone.evaluation import BM25, DenseIndex, evaluate, rerank
 from backbone.model_paths import resolve_model
 from backbone.models import (
     build_reranker,
@@ -95,11 +96,11 @@ def median_seconds(calls: dict[str, Callable[[], object]], rounds: int) -> dict[
 
 
 def print_table(rows: list[dict[str, object]], columns: list[str]) -> None:
-    """``rows`` as a Markdown table of ``columns`` (None shows as -)."""
+    """``rows`` as a Markdown table of ``columns`` (None or absent shows as -)."""
     print("| " + " | ".join(columns) + " |")
     print("| " + " | ".join("---" for _ in columns) + " |")
     for row in rows:
-        print("| " + " | ".join("-" if row[column] is None else str(row[column]) for column in columns) + " |")
+        print("| " + " | ".join("-" if row.get(column) is None else str(row[column]) for column in columns) + " |")
 
 
 def main() -> None:
@@ -212,6 +213,11 @@ def main() -> None:
                 "recall@100": round(metrics["recall@100"], 4) if name.startswith("backbone") else None,
             }
         )
+    lexical = BM25.build(doc_ids, passages, language="auto").search({q: query_text[q] for q in retrieval_ids}, k=100)
+    bm25 = evaluate(retrieval_qrels, lexical, ["ndcg@10", "recall@100"])
+    encoding_rows.append(
+        {"path": "BM25 (no model: the lexical baseline)"} | {metric: round(value, 4) for metric, value in bm25.items()}
+    )
     record["encoding"] = {"articles": len(sample), "tokens": tokens, "rows": encoding_rows}
 
     # --- pair scoring: the eval queries' top 20 from the fp32 retriever
@@ -236,7 +242,12 @@ def main() -> None:
         )
         return evaluate(qrels, reranked, ["mrr@10"])["mrr@10"]
 
-    pair_rows = []
+    pair_rows: list[dict[str, object]] = [
+        {
+            "path": "fp32 retriever's own order (no reranking)",
+            "mrr@10": round(evaluate(qrels, top, ["mrr@10"])["mrr@10"], 4),
+        }
+    ]
     depths = [reranker_spec.layers or 12, *[n for n in args.layers if n != (reranker_spec.layers or 12)]]
     for depth in depths:
         spec = reranker_spec.model_copy(update={"layers": None if depth == 12 else depth})
