@@ -81,15 +81,35 @@ def test_e5_reranker_from_base_has_a_live_head(e5_dir: str, stard_texts: tuple) 
     assert model.model.bert.encoder.layer[0].attention.self.query.weight.grad.count_nonzero()
 
 
+def test_e5_int8_retriever_keeps_the_embeddings_and_the_order(
+    e5_retriever: SentenceTransformer, stard_texts: tuple
+) -> None:
+    """int8 through ONNX Runtime on real weights: embeddings near fp32, the judged statutes still first."""
+    query, documents = stard_texts
+    model, spec = e5_retriever, RETRIEVER
+    int8 = spec.model_copy(update={"inference": spec.inference.model_copy(update={"precision": "int8"})})
+    passages = [passage_text(spec, title, text) for title, text in documents]
+    reference, low = encode_passages(model, spec, passages), encode_passages(model, int8, passages)
+    assert not np.array_equal(reference, low)
+    assert min(np.sum(reference * low, axis=1)) > 0.99, reference @ low.T
+    scores = low @ encode_queries(model, int8, [query])[0]
+    assert min(scores[:2]) > scores[2], scores
+
+
 def test_e5_int8_pair_scores_follow_fp32(e5_dir: str, stard_dir: Path) -> None:
-    """int8 through ONNX Runtime on real weights: one STARD query against 24 articles scores as fp32 does."""
+    """int8 through ONNX Runtime on real weights: 48 STARD (query, article) pairs score as fp32 does.
+
+    A fresh head's scores spread by only about 0.004 across pairs, and CPUs' int8 kernels (AVX2, VNNI) round
+    differently: the correlation measured 0.96 on one (AVX512-VNNI), so 0.9 leaves room for the kernel, not for a
+    broken export (which scores uncorrelated).
+    """
     spec = Reranker(model=E5, query_prefix="query: ", passage_prefix="passage: ", max_length=192)
     int8 = spec.model_copy(update={"inference": spec.inference.model_copy(update={"precision": "int8"})})
     model = build_reranker(spec, e5_dir)
     dataset = load_stard(stard_dir)
-    query = dataset.queries["text"][0].as_py()
-    passages = [passage_text(spec, row["title"], row["text"]) for row in dataset.corpus.slice(0, 24).to_pylist()]
-    reference = score_pairs(model, spec, [query] * len(passages), passages)
-    low = score_pairs(model, int8, [query] * len(passages), passages)
+    queries = dataset.queries["text"].to_pylist()[:48]
+    passages = [passage_text(spec, row["title"], row["text"]) for row in dataset.corpus.slice(0, 48).to_pylist()]
+    reference = score_pairs(model, spec, queries, passages)
+    low = score_pairs(model, int8, queries, passages)
     assert not np.array_equal(reference, low)
-    assert np.corrcoef(reference, low)[0, 1] > 0.95, (reference, low)
+    assert np.corrcoef(reference, low)[0, 1] > 0.9, (reference, low)
