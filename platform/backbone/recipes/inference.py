@@ -25,9 +25,9 @@ class Inference(StrictModel):
         description="fp32: the reference. bf16: matrix products in bfloat16 (torch autocast), about 3x faster where "
         "the device computes bf16 natively (CPUs with AMX or AVX512-BF16, recent GPUs) and far slower where it does "
         "not. int8: CPU only, the transformer exported to ONNX Runtime with int8 linear weights (per channel) and "
-        "activations quantized per batch, about 1.5x fp32 on an AVX2 CPU at a cost in quality (about -0.01 nDCG@10 "
-        "on STARD); measure it on your data (docs/benchmarks.md). auto: bf16 where native, else fp32. Weights stay "
-        "fp32 and training is unchanged.",
+        "activations quantized per batch, about 1.5x fp32 on an AVX2 CPU and 3x with AVX512-VNNI, at a cost in quality "
+        "(-0.008 to -0.011 nDCG@10 on STARD); measure it on your data (docs/benchmarks.md). auto: bf16 where "
+        "native, else fp32. Weights stay fp32 and training is unchanged.",
     )
     max_batch_tokens: int = Field(
         4096,
