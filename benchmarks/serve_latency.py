@@ -6,7 +6,8 @@ Options: --model (a sentence-transformers folder; default all-MiniLM-L6-v2 from 
 (measure that release of the registry instead, as ``backbone deploy`` serves it, on real STARD queries from --stard),
 --precision (both components' inference precision, in Serve and in-process alike; default each checkpoint's own),
 --threads (torch threads of each replica, ``threads`` in ``--scaling``; the in-process pipeline uses torch's default),
---clients, --seconds per measurement, --infinity (the ``infinity_emb`` executable of a separate venv: infinity-emb
+--batch-wait-s (each replica's ``batching.batch_wait_timeout_s`` in ``--scaling``), --clients, --seconds per
+measurement, --infinity (the ``infinity_emb`` executable of a separate venv: infinity-emb
 0.0.78 pins sentence-transformers<4, transformers<=4.57 and numpy<2, so it cannot share this project's environment).
 
 What it does: builds a release from --model (a retriever checkpoint, a reranker checkpoint with a fresh head, a
@@ -51,7 +52,7 @@ from backbone.data import load_stard  # noqa: E402
 from backbone.recipes import Inference, Reranker, Retriever  # noqa: E402
 from backbone.registry import AppSettings, Registry, Releases  # noqa: E402
 from backbone.serving.cluster import ServeCluster  # noqa: E402
-from backbone.serving.config import RerankerConfig, RetrieverConfig, Scaling, ServingScaling  # noqa: E402
+from backbone.serving.config import Batching, RerankerConfig, RetrieverConfig, Scaling, ServingScaling  # noqa: E402
 from backbone.serving.reranker import LoadedReranker  # noqa: E402
 from backbone.serving.retriever import LoadedRetriever  # noqa: E402
 from backbone.serving.search_steps import ranked_hits  # noqa: E402
@@ -152,6 +153,9 @@ def main() -> None:
     )
     parser.add_argument("--stard", type=Path, default=Path(os.environ.get("BACKBONE_STARD_DIR", DEFAULT_STARD)))
     parser.add_argument("--threads", type=int, help="torch threads of each replica (default: Ray's, one)")
+    parser.add_argument(
+        "--batch-wait-s", type=float, help="each replica's batch_wait_timeout_s (default: the product's Batching())"
+    )
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--seconds", type=float, default=12)
     parser.add_argument("--infinity", type=Path, default=Path("/tmp/infinity-venv/bin/infinity_emb"))
@@ -201,7 +205,8 @@ def main() -> None:
     context = ray.init(address="local", num_cpus=2, _node_ip_address="127.0.0.1", include_dashboard=True,
                        dashboard_host="127.0.0.1", log_to_driver=False)  # fmt: skip
     port = 18000
-    replica = Scaling(inference=inference, threads=args.threads)
+    batching = Batching() if args.batch_wait_s is None else Batching(batch_wait_timeout_s=args.batch_wait_s)
+    replica = Scaling(inference=inference, threads=args.threads, batching=batching)
     scaling = ServingScaling(retriever=replica, reranker=replica)
     config = serve_config(record, registry, documents, port=port, scaling=scaling)
     ServeCluster(f"http://{context.dashboard_url}").apply(config)
@@ -256,8 +261,8 @@ def main() -> None:
     served_what = f"release {record.name} v{record.version}" if args.release else f"model {args.model.name}"
     precision = retriever.info()["precision"], reranker.info()["precision"]
     print(f"{served_what}, precision {precision[0]} / {precision[1]} (retriever / reranker), {os.cpu_count()} CPUs, "
-          f"replica threads {args.threads or 'Ray default'}, in-process threads {torch.get_num_threads()}, "
-          f"{args.seconds:.0f} s a measurement")  # fmt: skip
+          f"replica threads {args.threads or 'Ray default'}, batch wait {batching.batch_wait_timeout_s} s, "
+          f"in-process threads {torch.get_num_threads()}, {args.seconds:.0f} s a measurement")  # fmt: skip
     print("| endpoint | clients | p50 ms | p99 ms | req/s | failed | degraded | baseline | p50 ms | p99 ms | req/s "
           "| req/s ratio | p50 ratio |")  # fmt: skip
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
@@ -277,8 +282,9 @@ def main() -> None:
     if note:
         print(note)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"served": served_what, "precision": precision, "machine": platform.platform(),
-                                    "note": note, "seconds": args.seconds, "rows": rows}, indent=2))  # fmt: skip
+    summary = {"served": served_what, "precision": precision, "machine": platform.platform(), "note": note,
+               "seconds": args.seconds, "batch_wait_s": batching.batch_wait_timeout_s, "rows": rows}  # fmt: skip
+    args.out.write_text(json.dumps(summary, indent=2))
     print(f"written to {args.out}")
 
 

@@ -236,11 +236,13 @@ def test_a_rollback_that_fails_to_apply_is_undone_in_the_history_and_on_the_clus
     assert cluster.applied[-1]["Reranker"]["checkpoint"] == built.other_reranker
 
 
-def test_the_scaling_files_inference_and_threads_reach_each_components_config(release: ServableRelease) -> None:
+def test_the_scaling_files_inference_threads_and_batching_reach_each_components_config(
+    release: ServableRelease,
+) -> None:
     scaling = ServingScaling.model_validate(
         {
-            "retriever": {"threads": 2, "inference": {"precision": "bf16"}},
-            "reranker": {"inference": {"precision": "auto"}},
+            "retriever": {"threads": 2, "inference": {"precision": "bf16"}, "batching": {"batch_wait_timeout_s": 0}},
+            "reranker": {"inference": {"precision": "auto"}, "batching": {"max_batch_size": 4}},
         }
     )
     config = serve_config(release.record, release.registry, release.documents, scaling=scaling)
@@ -248,6 +250,8 @@ def test_the_scaling_files_inference_and_threads_reach_each_components_config(re
     assert deployments["Retriever"]["threads"] == 2 and deployments["Reranker"]["threads"] is None
     assert deployments["Retriever"]["inference"] == {"precision": "bf16", "max_batch_tokens": 4096}
     assert deployments["Reranker"]["inference"] == {"precision": "auto", "max_batch_tokens": 4096}
+    assert deployments["Retriever"]["batching"] == {"max_batch_size": 16, "batch_wait_timeout_s": 0.0}
+    assert deployments["Reranker"]["batching"] == {"max_batch_size": 4, "batch_wait_timeout_s": 0.005}
     # Unset, each component runs as its checkpoint's recipe said (what the search measured).
     plain = serve_config(release.record, release.registry, release.documents)
     assert all(d["user_config"].get("inference") is None for d in plain["applications"][0]["deployments"])

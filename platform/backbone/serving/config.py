@@ -258,6 +258,9 @@ class Scaling(BaseModel):
         description="Precision and token budget of the replicas' model passes (e.g. precision: auto on nodes "
         "whose CPUs multiply bf16 natively); None (the default): the checkpoint's own, which the search measured.",
     )
+    batching: Batching = Field(
+        default_factory=Batching, description="How each replica groups concurrent requests into one model pass."
+    )
 
     def deployment_options(self, retry_after_s: float) -> dict[str, object]:
         """The replicas, resources and queue bounds of a Serve config deployment.

@@ -90,12 +90,14 @@ def serve_config(
             documents=str(documents.resolve()) if documents is not None else None,
             inference=scaling.retriever.inference,
             threads=scaling.retriever.threads,
+            batching=scaling.retriever.batching,
         ),
         "Reranker": RerankerConfig(
             registry=registry.uri,
             checkpoint=record.reranker.checkpoint,
             inference=scaling.reranker.inference,
             threads=scaling.reranker.threads,
+            batching=scaling.reranker.batching,
         ),
         "Gateway": GatewayConfig(
             release=record.name,
