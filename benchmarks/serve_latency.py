@@ -17,7 +17,8 @@ the same Serve config ``backbone deploy`` applies, then measures for --seconds e
 - ``/v1/search`` of each application (the built release: ``default``, k=8 candidates, reranked, top 3) at each
   --clients count, and the in-process pipeline (the same ``LoadedRetriever.search`` + ``LoadedReranker.score`` +
   ``ranked_hits`` at the application's K, top_n and weight) called by as many threads; the ratios are Serve's
-  requests/s over the in-process requests/s, and Serve's p50 over the in-process p50. Beside failed requests it
+  requests/s over the in-process requests/s, and Serve's p50 over the in-process p50 on the requests both made (the
+  same queries, in the same order: the faster side makes more, and queries differ in length). Beside failed requests it
   counts degraded answers: a 200 whose application reranks but whose answer says ``reranked: false``.
 - ``/v1/embeddings`` (one sentence) and ``/v1/rerank`` (one query, 8 documents) at 8 clients against infinity-emb
   serving the same model folders on the same machine, if its venv is there (and no --release); otherwise it says so.
@@ -65,11 +66,12 @@ QUERIES = ["谁可以成为个体工商户？", "合同违约怎么赔偿？", "
 DOCUMENTS = ["自然人从事工商业经营，经依法登记，为个体工商户。", "当事人应当遵循诚信原则。"] * 4
 
 
-def measure(call: Callable[[int], bool], clients: int, seconds: float) -> dict[str, float]:
+def measure(call: Callable[[int], bool], clients: int, seconds: float) -> dict:
     """Run ``call(request_number)`` from ``clients`` threads for ``seconds``: p50/p99 in ms, requests/s, the failed
     requests and the degraded answers (``call`` returns True for an answer that is a 200 but degraded: a search that
-    should have been reranked and was not)."""
-    latencies: list[float] = []
+    should have been reranked and was not), and each request's latency by its number (``latencies``; client ``c``'s
+    ``n``-th request is number ``c * 100_000 + n``, so two runs of the same ``call`` sequence share numbers)."""
+    latencies: dict[int, float] = {}
     errors = [0]
     degraded = [0]
     stop = threading.Event()
@@ -77,12 +79,13 @@ def measure(call: Callable[[int], bool], clients: int, seconds: float) -> dict[s
     def client(number: int) -> None:
         count = 0
         while not stop.is_set():
+            request = number * 100_000 + count
             started = time.perf_counter()
             try:
-                degraded[0] += call(number * 100_000 + count)
+                degraded[0] += call(request)
             except Exception:  # counted and reported: a benchmark must not hide failures
                 errors[0] += 1
-            latencies.append(time.perf_counter() - started)
+            latencies[request] = time.perf_counter() - started
             count += 1
 
     threads = [threading.Thread(target=client, args=(number,)) for number in range(clients)]
@@ -94,7 +97,7 @@ def measure(call: Callable[[int], bool], clients: int, seconds: float) -> dict[s
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
-    ms = np.array(latencies) * 1000
+    ms = np.array(list(latencies.values())) * 1000
     return {
         "requests": len(latencies),
         "errors": errors[0],
@@ -102,7 +105,16 @@ def measure(call: Callable[[int], bool], clients: int, seconds: float) -> dict[s
         "p50_ms": float(np.percentile(ms, 50)),
         "p99_ms": float(np.percentile(ms, 99)),
         "req_per_s": len(latencies) / elapsed,
+        "latencies": latencies,
     }
+
+
+def same_requests_p50_ratio(served: dict, baseline: dict) -> tuple[float, int]:
+    """Served p50 over baseline p50 on the requests both made (the same queries: the faster side makes more, and
+    query lengths vary, so p50s of all requests compare different query mixes), and how many requests that is."""
+    common = sorted(set(served["latencies"]) & set(baseline["latencies"]))
+    p50 = [float(np.percentile([side["latencies"][number] for number in common], 50)) for side in (served, baseline)]
+    return p50[0] / p50[1], len(common)
 
 
 def http_call(client: httpx.Client, path: str, body: Callable[[int], dict]) -> Callable[[int], bool]:
@@ -264,7 +276,7 @@ def main() -> None:
           f"replica threads {args.threads or 'Ray default'}, batch wait {batching.batch_wait_timeout_s} s, "
           f"in-process threads {torch.get_num_threads()}, {args.seconds:.0f} s a measurement")  # fmt: skip
     print("| endpoint | clients | p50 ms | p99 ms | req/s | failed | degraded | baseline | p50 ms | p99 ms | req/s "
-          "| req/s ratio | p50 ratio |")  # fmt: skip
+          "| req/s ratio | p50 ratio (same requests) |")  # fmt: skip
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
     for row in rows:
         served, base = row["serve"], row["baseline"]
@@ -273,7 +285,7 @@ def main() -> None:
         line += f"{row['baseline_name']} | "
         if base:
             row["ratio"] = served["req_per_s"] / base["req_per_s"]
-            row["p50_ratio"] = served["p50_ms"] / base["p50_ms"]
+            row["p50_ratio"], row["p50_ratio_requests"] = same_requests_p50_ratio(served, base)
             line += f"{base['p50_ms']:.1f} | {base['p99_ms']:.1f} | {base['req_per_s']:.1f} | {row['ratio']:.2f} | "
             line += f"{row['p50_ratio']:.2f} |"
         else:
@@ -281,6 +293,10 @@ def main() -> None:
         print(line)
     if note:
         print(note)
+    for row in rows:  # the ratios are computed: the per-request latencies stay out of the JSON
+        for side in (row["serve"], row["baseline"]):
+            if side:
+                side.pop("latencies")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     summary = {"served": served_what, "precision": precision, "machine": platform.platform(), "note": note,
                "seconds": args.seconds, "batch_wait_s": batching.batch_wait_timeout_s, "rows": rows}  # fmt: skip
