@@ -1,8 +1,20 @@
-"""Request batching of the component deployments: ``@serve.batch`` with the configured queue sizes."""
+"""Request batching of the component deployments: ``@serve.batch``, with batches that close when the model frees up.
+
+Ray's batch queue closes a batch ``batch_wait_timeout_s`` after its first request, even while the previous batch
+still holds the model; that batch then waits for the model with the few requests it caught, and the requests
+arriving meanwhile start yet another small batch. On 2 cores, with 8 clients of one-sentence embeddings, batches
+stayed at 1-2 requests and the retriever answered 39 a second. :func:`batched` therefore sets each batch's wait
+when its first request arrives: ``batch_wait_timeout_s`` while the model is idle, and while a pass runs, until that
+pass is expected to end (its start plus the last pass's duration), so that the requests arriving during a pass run
+together in the next one (docs/benchmarks.md, "Batches that wait for the model").
+"""
 
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
 from ray import serve
@@ -12,8 +24,53 @@ from backbone.serving.config import DEFAULT_BATCHING, Batching
 Method = TypeVar("Method", bound=Callable[..., Any])
 
 
+@dataclass
+class Pace:
+    """When a batch queue's next batch closes: the configured wait while the model is idle, else the pass's end.
+
+    Args:
+        idle_wait_s: how long a batch whose first request finds the model idle waits for more.
+
+    Example:
+        >>> pace = Pace(idle_wait_s=0.005)
+        >>> pace.wait_s(now=10.0)  # no pass has run
+        0.005
+        >>> pace.running_since, pace.last_pass_s = 10.0, 0.2  # a pass began at 10.0; the last one took 0.2 s
+        >>> round(pace.wait_s(now=10.05), 3)  # a request arriving 50 ms into it waits for its expected end
+        0.15
+    """
+
+    idle_wait_s: float
+    running_since: float | None = None
+    last_pass_s: float = 0.0
+
+    def wait_s(self, now: float) -> float:
+        """The wait of a batch whose first request arrives at ``now`` (``time.monotonic()``)."""
+        if self.running_since is None:
+            return self.idle_wait_s
+        return max(self.idle_wait_s, self.running_since + self.last_pass_s - now)
+
+
+class _RayQueue(Protocol):
+    """A method wrapped by ``@serve.batch``: its queue's sizes are set at run time."""
+
+    def __call__(self, *request: Any) -> Any: ...
+
+    def set_max_batch_size(self, new_max_batch_size: int) -> None: ...
+
+    def set_batch_wait_timeout_s(self, new_batch_wait_timeout_s: float) -> None: ...
+
+
+class _PacedQueue(Protocol):
+    """A method wrapped by :func:`batched`: its queue is resized, and its pace set, at run time."""
+
+    pace: Pace
+    set_max_batch_size: Callable[[int], None]
+
+
 def batched(method: Method) -> Method:
-    """``@serve.batch`` with :data:`DEFAULT_BATCHING`'s sizes until :func:`configure_batching` applies the config's.
+    """``@serve.batch`` with :data:`DEFAULT_BATCHING`'s sizes until :func:`configure_batching` applies the config's,
+    each batch waiting as :class:`Pace` says.
 
     Ray types a batched method as taking one list; Serve also batches methods of several list arguments (one per
     request field), as the components' are. This keeps the method's own signature for the type checker.
@@ -22,24 +79,36 @@ def batched(method: Method) -> Method:
         >>> @batched  # doctest: +SKIP
         ... async def search(self, queries: list[str], ks: list[int]) -> list[list[Candidate]]: ...
     """
-    return cast(Method, serve.batch(**DEFAULT_BATCHING.model_dump())(method))
+    pace = Pace(DEFAULT_BATCHING.batch_wait_timeout_s)
 
+    @functools.wraps(method)
+    async def timed_pass(self: object, *batch: list[Any]) -> list[Any]:
+        pace.running_since = started = time.monotonic()
+        try:
+            return await method(self, *batch)
+        finally:
+            pace.last_pass_s, pace.running_since = time.monotonic() - started, None
 
-class _BatchQueue(Protocol):
-    """A method wrapped by ``@serve.batch``: its queue is resized at run time."""
+    queue = cast(_RayQueue, serve.batch(**DEFAULT_BATCHING.model_dump())(timed_pass))
 
-    def set_max_batch_size(self, new_max_batch_size: int) -> None: ...
+    # Serve finds ``self`` by checking that the attribute of this name wraps the function it batches: timed_pass.
+    @functools.wraps(timed_pass)
+    async def enqueue(self: object, *request: Any) -> Any:
+        queue.set_batch_wait_timeout_s(pace.wait_s(time.monotonic()))  # read when this request is first in line
+        return await queue(self, *request)
 
-    def set_batch_wait_timeout_s(self, new_batch_wait_timeout_s: float) -> None: ...
+    paced = cast(_PacedQueue, enqueue)
+    paced.pace, paced.set_max_batch_size = pace, queue.set_max_batch_size
+    return cast(Method, enqueue)
 
 
 def configure_batching(batching: Batching, *batched_methods: Callable[..., Any]) -> None:
-    """Size the ``@serve.batch`` queues of ``batched_methods`` (each wrapped by :func:`batched`) by ``batching``.
+    """Size the queues of ``batched_methods`` (each wrapped by :func:`batched`) and set their idle wait by ``batching``.
 
     Example:
         >>> configure_batching(Batching(max_batch_size=32), self.search, self.embed)  # doctest: +SKIP
     """
     for method in batched_methods:
-        queue = cast(_BatchQueue, method)
-        queue.set_max_batch_size(batching.max_batch_size)
-        queue.set_batch_wait_timeout_s(batching.batch_wait_timeout_s)
+        paced = cast(_PacedQueue, method)
+        paced.set_max_batch_size(batching.max_batch_size)
+        paced.pace.idle_wait_s = batching.batch_wait_timeout_s

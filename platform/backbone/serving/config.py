@@ -21,7 +21,12 @@ class Batching(BaseModel):
 
     max_batch_size: int = Field(16, ge=1, le=512, description="Most requests run through the model together.")
     batch_wait_timeout_s: float = Field(
-        0.005, ge=0, le=1, description="How long a batch waits for more requests once its first one has arrived."
+        0.005,
+        ge=0,
+        le=1,
+        description="How long a batch waits for more requests once its first one has arrived while the model is "
+        "idle. While a pass runs, the next batch waits until that pass is expected to end (the last pass's duration), "
+        "so that the requests arriving during it run together.",
     )
 
 
