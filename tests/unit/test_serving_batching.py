@@ -4,23 +4,44 @@ from __future__ import annotations
 
 import pytest
 
-from backbone.serving.batching import Pace, batched, configure_batching
+from backbone.serving.batching import Pace, batched, configure_batching, work_units
 from backbone.serving.config import Batching
 
 
 def test_an_idle_model_waits_the_configured_time() -> None:
     pace = Pace(idle_wait_s=0.005)
     assert pace.wait_s(now=100.0) == 0.005
-    pace.last_pass_s = 0.4  # a pass ran and ended: the model is idle again
+    pace.start(units=10, now=100.0)
+    pace.end(now=100.4)  # the pass ended: the model is idle again
     assert pace.wait_s(now=200.0) == 0.005
 
 
 def test_a_request_arriving_during_a_pass_waits_for_its_expected_end() -> None:
-    pace = Pace(idle_wait_s=0.005, running_since=10.0, last_pass_s=0.3)
+    pace = Pace(idle_wait_s=0.005)
+    pace.start(units=3, now=9.0)
+    pace.end(now=9.3)  # 0.1 s a unit
+    pace.start(units=3, now=10.0)
     assert pace.wait_s(now=10.1) == pytest.approx(0.2)
     assert pace.wait_s(now=10.29) == pytest.approx(0.01)
-    # A pass running past the last one's duration: the batch waits no less than the idle wait.
+    # A pass running past its expected end: the batch waits no less than the idle wait.
     assert pace.wait_s(now=11.0) == 0.005
+
+
+def test_a_short_pass_after_a_long_one_is_expected_to_be_short() -> None:
+    pace = Pace(idle_wait_s=0.005)
+    pace.start(units=500, now=0.0)  # a rerank of 500 documents
+    pace.end(now=25.0)
+    pace.start(units=2, now=30.0)  # then one of 2: 0.1 s, not 25
+    assert pace.wait_s(now=30.0) == pytest.approx(0.1)
+
+
+def test_a_batchs_work_is_its_texts_or_documents_else_its_requests() -> None:
+    embeddings = ([["a", "b", "c"], ["d"]], ["query", "passage"])
+    assert work_units(embeddings) == 4
+    reranks = (["q1", "q2"], [[("title", "text")] * 20, ["plain"] * 5])
+    assert work_units(reranks) == 25
+    searches = (["q1", "q2", "q3"], [10, 20, 20])
+    assert work_units(searches) == 3
 
 
 class _Component:

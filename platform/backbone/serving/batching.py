@@ -3,10 +3,10 @@
 Ray's batch queue closes a batch ``batch_wait_timeout_s`` after its first request, even while the previous batch
 still holds the model; that batch then waits for the model with the few requests it caught, and the requests
 arriving meanwhile start yet another small batch. On 2 cores, with 8 clients of one-sentence embeddings, batches
-stayed at 1-2 requests and the retriever answered 39 a second. :func:`batched` therefore sets each batch's wait
+stayed at 1-2 requests and the retriever answered 38 to 47 a second. :func:`batched` therefore sets each batch's wait
 when its first request arrives: ``batch_wait_timeout_s`` while the model is idle, and while a pass runs, until that
-pass is expected to end (its start plus the last pass's duration), so that the requests arriving during a pass run
-together in the next one (docs/benchmarks.md, "Batches that wait for the model").
+pass is expected to end (its work at the last pass's pace), so that the requests arriving during a pass run together
+in the next one (docs/benchmarks.md, "Batches that wait for the model").
 """
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ Method = TypeVar("Method", bound=Callable[..., Any])
 class Pace:
     """When a batch queue's next batch closes: the configured wait while the model is idle, else the pass's end.
 
+    A pass's end is estimated from its work (:func:`work_units`: texts, documents or queries) at the seconds a unit
+    took in the last pass, so that a short pass after a long one (two documents after five hundred) is not awaited
+    as long as that one.
+
     Args:
         idle_wait_s: how long a batch whose first request finds the model idle waits for more.
 
@@ -35,20 +39,46 @@ class Pace:
         >>> pace = Pace(idle_wait_s=0.005)
         >>> pace.wait_s(now=10.0)  # no pass has run
         0.005
-        >>> pace.running_since, pace.last_pass_s = 10.0, 0.2  # a pass began at 10.0; the last one took 0.2 s
-        >>> round(pace.wait_s(now=10.05), 3)  # a request arriving 50 ms into it waits for its expected end
-        0.15
+        >>> pace.start(units=8, now=10.0)
+        >>> pace.end(now=10.2)  # 8 units in 0.2 s
+        >>> pace.start(units=4, now=11.0)  # expected to end at 11.1
+        >>> round(pace.wait_s(now=11.05), 3)  # a request arriving 50 ms into it waits for that
+        0.05
     """
 
     idle_wait_s: float
     running_since: float | None = None
-    last_pass_s: float = 0.0
+    running_units: int = 0
+    seconds_per_unit: float = 0.0
+
+    def start(self, units: int, now: float) -> None:
+        """A pass of ``units`` of work begins at ``now`` (``time.monotonic()``)."""
+        self.running_since, self.running_units = now, units
+
+    def end(self, now: float) -> None:
+        """The running pass ended at ``now``: its seconds per unit estimate the next pass."""
+        if self.running_since is not None:
+            self.seconds_per_unit = (now - self.running_since) / max(self.running_units, 1)
+        self.running_since = None
 
     def wait_s(self, now: float) -> float:
         """The wait of a batch whose first request arrives at ``now`` (``time.monotonic()``)."""
         if self.running_since is None:
             return self.idle_wait_s
-        return max(self.idle_wait_s, self.running_since + self.last_pass_s - now)
+        expected_end = self.running_since + self.seconds_per_unit * self.running_units
+        return max(self.idle_wait_s, expected_end - now)
+
+
+def work_units(batch: tuple[list[Any], ...]) -> int:
+    """The work of a batch (one list per argument, one item per request): each request's longest list argument
+    (an embedding request's texts, a rerank's documents), or 1 (a search's query).
+
+    Example:
+        >>> work_units(([["a", "b"], ["c"]], ["query", "passage"]))  # two embedding requests of 2 and 1 texts
+        3
+    """
+    requests = zip(*batch, strict=True)
+    return sum(max((len(item) for item in request if isinstance(item, list)), default=1) for request in requests)
 
 
 class _RayQueue(Protocol):
@@ -83,11 +113,11 @@ def batched(method: Method) -> Method:
 
     @functools.wraps(method)
     async def timed_pass(self: object, *batch: list[Any]) -> list[Any]:
-        pace.running_since = started = time.monotonic()
+        pace.start(work_units(batch), time.monotonic())
         try:
             return await method(self, *batch)
         finally:
-            pace.last_pass_s, pace.running_since = time.monotonic() - started, None
+            pace.end(time.monotonic())
 
     queue = cast(_RayQueue, serve.batch(**DEFAULT_BATCHING.model_dump())(timed_pass))
 
