@@ -7,7 +7,8 @@ Options: --model (a sentence-transformers folder; default all-MiniLM-L6-v2 from 
 --precision (both components' inference precision, in Serve and in-process alike; default each checkpoint's own),
 --threads (torch threads of each replica, ``threads`` in ``--scaling``; the in-process pipeline uses torch's default),
 --batch-wait-s (each replica's ``batching.batch_wait_timeout_s`` in ``--scaling``), --clients, --seconds per
-measurement, --infinity (the ``infinity_emb`` executable of a separate venv: infinity-emb
+measurement, --rounds (Serve and its baseline alternate that many times within --seconds each, default 3),
+--infinity (the ``infinity_emb`` executable of a separate venv: infinity-emb
 0.0.78 pins sentence-transformers<4, transformers<=4.57 and numpy<2, so it cannot share this project's environment).
 
 What it does: builds a release from --model (a retriever checkpoint, a reranker checkpoint with a fresh head, a
@@ -66,27 +67,27 @@ QUERIES = ["谁可以成为个体工商户？", "合同违约怎么赔偿？", "
 DOCUMENTS = ["自然人从事工商业经营，经依法登记，为个体工商户。", "当事人应当遵循诚信原则。"] * 4
 
 
-def measure(call: Callable[[int], bool], clients: int, seconds: float) -> dict:
-    """Run ``call(request_number)`` from ``clients`` threads for ``seconds``: p50/p99 in ms, requests/s, the failed
-    requests and the degraded answers (``call`` returns True for an answer that is a 200 but degraded: a search that
-    should have been reranked and was not), and each request's latency by its number (``latencies``; client ``c``'s
-    ``n``-th request is number ``c * 100_000 + n``, so two runs of the same ``call`` sequence share numbers)."""
+def measure(call: Callable[[int], bool], clients: int, seconds: float, first: int = 0) -> dict:
+    """Run ``call(request_number)`` from ``clients`` threads for ``seconds``: :func:`summary` of the requests, and
+    the most requests one client made (``most_per_client``).
+
+    ``call`` returns True for an answer that is a 200 but degraded (a search that should have been reranked and was
+    not). Client ``c``'s ``n``-th request is number ``c * 100_000 + first + n``, so two runs of the same ``call``
+    sequence from the same ``first`` share numbers, and a run from a later ``first`` goes on to later queries."""
     latencies: dict[int, float] = {}
-    errors = [0]
-    degraded = [0]
+    errors, degraded, counts = [0], [0], [0] * clients
     stop = threading.Event()
 
     def client(number: int) -> None:
-        count = 0
         while not stop.is_set():
-            request = number * 100_000 + count
+            request = number * 100_000 + first + counts[number]
             started = time.perf_counter()
             try:
                 degraded[0] += call(request)
             except Exception:  # counted and reported: a benchmark must not hide failures
                 errors[0] += 1
             latencies[request] = time.perf_counter() - started
-            count += 1
+            counts[number] += 1
 
     threads = [threading.Thread(target=client, args=(number,)) for number in range(clients)]
     started = time.perf_counter()
@@ -96,17 +97,44 @@ def measure(call: Callable[[int], bool], clients: int, seconds: float) -> dict:
     stop.set()
     for thread in threads:
         thread.join()
-    elapsed = time.perf_counter() - started
+    return {**summary(latencies, errors[0], degraded[0], time.perf_counter() - started), "most_per_client": max(counts)}
+
+
+def summary(latencies: dict[int, float], errors: int, degraded: int, seconds: float) -> dict:
+    """p50/p99 in ms and requests/s of requests that took ``latencies`` (seconds, by request number) in ``seconds``,
+    with the failed requests and the degraded answers among them."""
     ms = np.array(list(latencies.values())) * 1000
     return {
         "requests": len(latencies),
-        "errors": errors[0],
-        "degraded": degraded[0],
+        "errors": errors,
+        "degraded": degraded,
         "p50_ms": float(np.percentile(ms, 50)),
         "p99_ms": float(np.percentile(ms, 99)),
-        "req_per_s": len(latencies) / elapsed,
+        "req_per_s": len(latencies) / seconds,
+        "seconds": seconds,
         "latencies": latencies,
     }
+
+
+def alternate(
+    served: Callable[[int], bool], baseline: Callable[[int], bool], clients: int, seconds: float, rounds: int
+) -> tuple[dict, dict]:
+    """:func:`measure` ``served`` and ``baseline`` for ``seconds`` each in ``rounds`` alternating turns, pooled, so
+    that a drift of the machine's speed during the run falls on both sides. Each round starts both sides at the same
+    request number, past the last round's requests: both send the same queries, and the rounds go on through them."""
+    turns: list[tuple[dict, dict]] = []
+    first = 0
+    for _ in range(rounds):
+        turn = measure(served, clients, seconds / rounds, first), measure(baseline, clients, seconds / rounds, first)
+        first += max(side["most_per_client"] for side in turn)
+        turns.append(turn)
+    pooled = []
+    for side in range(2):
+        sides = [turn[side] for turn in turns]
+        latencies = {number: latency for each in sides for number, latency in each["latencies"].items()}
+        errors, degraded = sum(each["errors"] for each in sides), sum(each["degraded"] for each in sides)
+        pooled.append(summary(latencies, errors, degraded, sum(each["seconds"] for each in sides)))
+    return pooled[0], pooled[1]
 
 
 def same_requests_p50_ratio(served: dict, baseline: dict) -> tuple[float, int]:
@@ -170,6 +198,9 @@ def main() -> None:
     )
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--seconds", type=float, default=12)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating turns of Serve and its baseline within --seconds each"
+    )
     parser.add_argument("--infinity", type=Path, default=Path("/tmp/infinity-venv/bin/infinity_emb"))
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "serve_latency.json")
     args = parser.parse_args()
@@ -228,8 +259,7 @@ def main() -> None:
             search = search_call(http, name, queries, settings.calls_reranker)
             search(0)
             for clients in args.clients:
-                baseline = measure(in_process(settings), clients, args.seconds)
-                served = measure(search, clients, args.seconds)
+                served, baseline = alternate(search, in_process(settings), clients, args.seconds, args.rounds)
                 rows.append({"endpoint": f"/v1/search {name} (k={settings.k})", "clients": clients, "serve": served,
                              "baseline": baseline, "baseline_name": "in-process pipeline"})  # fmt: skip
 
@@ -259,11 +289,12 @@ def main() -> None:
             }
         for endpoint, call in ours.items():
             call(0)
-            served = measure(call, 8, args.seconds)
             baseline = None
             if endpoint in theirs:
                 theirs[endpoint](0)
-                baseline = measure(theirs[endpoint], 8, args.seconds)
+                served, baseline = alternate(call, theirs[endpoint], 8, args.seconds, args.rounds)
+            else:
+                served = measure(call, 8, args.seconds)
             rows.append({"endpoint": endpoint, "clients": 8, "serve": served, "baseline": baseline,
                          "baseline_name": "infinity-emb"})  # fmt: skip
         if infinity:
@@ -274,7 +305,8 @@ def main() -> None:
     precision = retriever.info()["precision"], reranker.info()["precision"]
     print(f"{served_what}, precision {precision[0]} / {precision[1]} (retriever / reranker), {os.cpu_count()} CPUs, "
           f"replica threads {args.threads or 'Ray default'}, batch wait {batching.batch_wait_timeout_s} s, "
-          f"in-process threads {torch.get_num_threads()}, {args.seconds:.0f} s a measurement")  # fmt: skip
+          f"in-process threads {torch.get_num_threads()}, {args.seconds:.0f} s a measurement "
+          f"in {args.rounds} alternating rounds")  # fmt: skip
     print("| endpoint | clients | p50 ms | p99 ms | req/s | failed | degraded | baseline | p50 ms | p99 ms | req/s "
           "| req/s ratio | p50 ratio (same requests) |")  # fmt: skip
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
@@ -297,9 +329,11 @@ def main() -> None:
         for side in (row["serve"], row["baseline"]):
             if side:
                 side.pop("latencies")
+                side.pop("most_per_client", None)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     summary = {"served": served_what, "precision": precision, "machine": platform.platform(), "note": note,
-               "seconds": args.seconds, "batch_wait_s": batching.batch_wait_timeout_s, "rows": rows}  # fmt: skip
+               "seconds": args.seconds, "rounds": args.rounds, "batch_wait_s": batching.batch_wait_timeout_s,
+               "rows": rows}  # fmt: skip
     args.out.write_text(json.dumps(summary, indent=2))
     print(f"written to {args.out}")
 
