@@ -331,10 +331,10 @@ def main() -> None:
                 side.pop("latencies")
                 side.pop("most_per_client", None)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    summary = {"served": served_what, "precision": precision, "machine": platform.platform(), "note": note,
-               "seconds": args.seconds, "rounds": args.rounds, "batch_wait_s": batching.batch_wait_timeout_s,
-               "rows": rows}  # fmt: skip
-    args.out.write_text(json.dumps(summary, indent=2))
+    report = {"served": served_what, "precision": precision, "machine": platform.platform(), "note": note,
+              "seconds": args.seconds, "rounds": args.rounds, "batch_wait_s": batching.batch_wait_timeout_s,
+              "rows": rows}  # fmt: skip
+    args.out.write_text(json.dumps(report, indent=2))
     print(f"written to {args.out}")
 
 
