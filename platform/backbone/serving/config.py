@@ -25,8 +25,10 @@ class Batching(BaseModel):
         ge=0,
         le=1,
         description="How long a batch waits for more requests once its first one has arrived while the model is "
-        "idle. While a pass runs, the next batch waits until that pass is expected to end (its work at the last "
-        "pass's seconds per text, document or query), so that the requests arriving during it run together.",
+        "idle, if the last pass had company (several requests, or requests arriving while it ran); after a lone "
+        "pass a lone request runs at once. While a pass runs, the next batch waits until that pass is expected to "
+        "end (its work at the last pass's seconds per text, document or query), so that the requests arriving "
+        "during it run together.",
     )
 
 
